@@ -1,0 +1,82 @@
+"""The typer application and the decorator every subcommand is registered with."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+
+import typer
+
+from runner.errors import BatchError, UserError
+
+app = typer.Typer(
+    name="runner",
+    help="Train, export and run bioimage.io models for instance segmentation of microscopy images.\n\n"
+    "Example: runner predict model.zip --input images/ --output out/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+STATE = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from runner import __version__
+
+        typer.echo(f"bmz-runner {__version__}")
+        raise typer.Exit(0)
+    STATE["debug"] = debug
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def command(name: str, **kwargs) -> Callable:
+    """Register a subcommand whose :class:`UserError` becomes one line on stderr and exit code 2."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kw):
+            try:
+                return func(*args, **kw)
+            except (UserError, BatchError) as exc:
+                if STATE["debug"]:
+                    traceback.print_exc()
+                raise fail(str(exc), exc.exit_code) from None
+            except KeyboardInterrupt:
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(130) from None
+            except Exception as exc:  # pydantic validation from user-given values is a user error too
+                from pydantic import ValidationError
+
+                if isinstance(exc, ValidationError) and not STATE["debug"]:
+                    raise fail(_format_validation(exc)) from None
+                raise
+
+        return app.command(name, **kwargs)(wrapper)
+
+    return decorate
+
+
+def _format_validation(exc) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else err.get("msg", ""))
+    return f"invalid {exc.title}: " + "; ".join(parts)
+
+
+def echo_err(message: str) -> None:
+    print(message, file=sys.stderr)

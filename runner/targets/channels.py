@@ -1,0 +1,189 @@
+"""BiaPy-style target channels (B, C, D, M, P, Dv2) computed for all objects at once.
+
+Semantics, for an instance label image ``L`` (0 = background):
+
+- **M** — ``L > 0``.
+- **C** — the contour band. ``inner`` (default): object pixels whose distance to the outside of their own
+  object (background or another id) is at most ``contour_width``; so ``B + C`` is exactly the object and
+  touching objects each keep their own border. ``thick`` adds the background band of the same width around
+  objects; ``outer`` keeps only that background band.
+- **B** — object pixels that are not contour.
+- **D** — each object pixel's Euclidean distance to the outside of its object (1 for pixels touching the
+  outside), honouring ``resolution``; divided by the object's maximum (``instance``, default), by the
+  image's maximum (``image``) or kept in physical units (``none``). Background is 0.
+- **P** — a disk/ball of ``point_radius`` around each object's centre (the pixel farthest from its edge,
+  which always lies inside the object, unlike the centroid of a curved object), clipped to the object.
+- **Dv2** — signed distance: ``+D`` (per-object normalised) on interior pixels, 0 on the contour band, and
+  minus the distance to the nearest object, divided by the image's largest such distance, in the background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from runner.errors import UserError
+from runner.labelops import edge_distance, label_max, relabel_sequential
+from runner.targets.codes import CHANNELS, ChannelSpec, TargetCode, TargetOptions, register_code, split_code
+
+STANDARD_CODES = {
+    "B": "binary interior mask only",
+    "C": "contour only",
+    "M": "foreground mask only",
+    "D": "distance to the object edge only",
+    "P": "centre points only",
+    "Dv2": "signed distance only (seeds and growth from one channel)",
+    "BC": "interior + contour",
+    "BP": "interior + centre points",
+    "BD": "interior + distance",
+    "BCM": "interior + contour + foreground mask",
+    "BCD": "interior + contour + distance (the default for nuclei)",
+    "BCDv2": "interior + contour + signed distance",
+    "BDv2": "interior + signed distance",
+}
+
+
+class _Cache:
+    """Intermediate maps shared by several channels of one call."""
+
+    def __init__(self, labels: np.ndarray, options: TargetOptions):
+        self.labels, self.n = relabel_sequential(labels)
+        self.options = options
+        self._cache: dict[str, np.ndarray] = {}
+
+    def get(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = getattr(self, f"_{key}")()
+        return self._cache[key]
+
+    # pixel-unit edge distance: defines the contour band
+    def _edge_px(self) -> np.ndarray:
+        return edge_distance(self.labels)
+
+    # physical edge distance: defines D, P centres
+    def _edge(self) -> np.ndarray:
+        res = self.options.resolution
+        if res is None or all(r == 1 for r in res):
+            return self.get("edge_px")
+        _check_resolution(res, self.labels.ndim)
+        return edge_distance(self.labels, res)
+
+    def _fg(self) -> np.ndarray:
+        return self.labels > 0
+
+    def _bg_distance(self) -> np.ndarray:
+        fg = self.get("fg")
+        if not fg.any():
+            return np.zeros(fg.shape, np.float32)
+        return edge_distance((~fg).astype(np.uint8), self.options.resolution)
+
+    def _inner(self) -> np.ndarray:
+        return self.get("fg") & (self.get("edge_px") <= self.options.contour_width)
+
+    def _outer(self) -> np.ndarray:
+        fg = self.get("fg")
+        if not fg.any():
+            return np.zeros(fg.shape, bool)
+        return ~fg & (edge_distance((~fg).astype(np.uint8)) <= self.options.contour_width)
+
+    def _C(self) -> np.ndarray:
+        mode = self.options.contour_mode
+        if mode == "inner":
+            return self.get("inner")
+        if mode == "outer":
+            return self.get("outer")
+        return self.get("inner") | self.get("outer")
+
+    def _B(self) -> np.ndarray:
+        return self.get("fg") & ~self.get("inner")
+
+    def _M(self) -> np.ndarray:
+        return self.get("fg")
+
+    def _D(self) -> np.ndarray:
+        d = self.get("edge")
+        norm = self.options.distance_norm
+        if norm == "none" or self.n == 0:
+            return d
+        if norm == "image":
+            return d / d.max()
+        best, _ = label_max(self.labels, d, self.n)
+        best[0] = 1.0
+        return (d / best[self.labels]).astype(np.float32)
+
+    def _P(self) -> np.ndarray:
+        points = np.zeros(self.labels.shape, np.uint32)
+        if self.n == 0:
+            return points.astype(bool)
+        _, arg = label_max(self.labels, self.get("edge"), self.n)
+        arg = arg[1:][arg[1:] >= 0]
+        points.ravel()[arg] = self.labels.ravel()[arg]
+        r = self.options.point_radius
+        res = self.options.resolution or (1.0,) * self.labels.ndim
+        radii = [max(0, int(np.floor(r * min(res) / s))) for s in res]
+        grids = np.ogrid[tuple(slice(-k, k + 1) for k in radii)]
+        footprint = sum((g * s / min(res)) ** 2 for g, s in zip(grids, res, strict=True)) <= r * r + 1e-9
+        grown = ndi.grey_dilation(points, footprint=footprint)
+        return (grown == self.labels) & self.get("fg")
+
+    def _Dv2(self) -> np.ndarray:
+        inner = self.get("B")
+        d = self.get("D") if self.options.distance_norm == "instance" else _instance_normalised(self)
+        out = np.where(inner, d, 0.0).astype(np.float32)
+        bg = ~self.get("fg")
+        bgd = self.get("bg_distance")
+        if bg.any() and bgd.max() > 0:
+            out[bg] = -bgd[bg] / bgd.max()
+        return out
+
+
+def _instance_normalised(cache: _Cache) -> np.ndarray:
+    d = cache.get("edge")
+    best, _ = label_max(cache.labels, d, cache.n)
+    best[0] = 1.0
+    return (d / best[cache.labels]).astype(np.float32)
+
+
+def _check_resolution(res: tuple[float, ...], ndim: int) -> None:
+    if len(res) != ndim:
+        raise UserError(f"resolution {res} has {len(res)} values but the labels are {ndim}D")
+
+
+def make_channels(labels: np.ndarray, tokens: list[str], options: TargetOptions) -> np.ndarray:
+    """Stack the channels named by ``tokens`` for ``labels`` (``(Y, X)`` or ``(Z, Y, X)``)."""
+    if labels.ndim not in (2, 3):
+        raise UserError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if options.resolution is not None:
+        _check_resolution(options.resolution, labels.ndim)
+    cache = _Cache(labels, options)
+    out = np.empty((len(tokens), *labels.shape), np.float32)
+    for i, t in enumerate(tokens):
+        out[i] = cache.get(t)
+    return out
+
+
+def _register_standard() -> None:
+    for name, desc in STANDARD_CODES.items():
+        tokens = split_code(name)
+
+        def specs(options: TargetOptions, tokens: list[str] = tokens) -> list[ChannelSpec]:
+            out = []
+            for t in tokens:
+                spec = CHANNELS[t]
+                if t == "D" and options.distance_norm != "none":
+                    spec = ChannelSpec(t, spec.kind, spec.activation, (0.0, 1.0), spec.description)
+                out.append(spec)
+            return out
+
+        def build(labels, options, *, overlapping: bool = False, tokens: list[str] = tokens, name: str = name):
+            if overlapping:
+                raise UserError(
+                    f"target code {name} needs a label image, not an overlapping stack",
+                    hint="use code PPP for overlapping objects",
+                )
+            return make_channels(labels, tokens, options)
+
+        register_code(TargetCode(name=name, description=desc, channel_specs=specs, build=build))
+
+
+_register_standard()

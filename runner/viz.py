@@ -1,0 +1,115 @@
+"""Pictures for people: label colouring, outline overlays and multi-panel PNGs (matplotlib, no screen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Panel:
+    """One panel of a figure: an array and how to show it."""
+
+    title: str
+    data: np.ndarray
+    """``(Y, X)`` grey/labels/map, or ``(Y, X, 3)`` RGB in 0..1."""
+    kind: str = "image"
+    """``image`` (percentile-stretched grey), ``labels`` (random colours), ``map`` (colour bar), ``rgb``."""
+
+
+def display_slice(data: np.ndarray, *, axis_z: int | None = None) -> np.ndarray:
+    """A 2D view of a 2D/3D array: the middle z slice of 3D data."""
+    if data.ndim == 3 and (axis_z is not None or data.shape[-1] not in (3, 4)):
+        return data[data.shape[0] // 2]
+    return data
+
+
+def stretch(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Percentile-normalise to 0..1 for display."""
+    image = np.asarray(image, np.float32)
+    if image.size == 0:
+        return image
+    lo, hi = np.percentile(image, [low, high])
+    if hi <= lo:
+        hi = lo + 1e-6
+    return np.clip((image - lo) / (hi - lo), 0, 1)
+
+
+def label_colors(n: int, *, seed: int = 3) -> np.ndarray:
+    """``(n + 1, 3)`` distinct-ish random colours; row 0 (background) is black."""
+    rng = np.random.default_rng(seed)
+    hsv = np.stack([rng.random(n + 1), 0.55 + 0.45 * rng.random(n + 1), 0.7 + 0.3 * rng.random(n + 1)], 1)
+    from matplotlib.colors import hsv_to_rgb
+
+    rgb = hsv_to_rgb(hsv)
+    rgb[0] = 0
+    return rgb
+
+
+def labels_to_rgb(labels: np.ndarray) -> np.ndarray:
+    """Colour a ``(Y, X)`` label image."""
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    if n > 1_000_000:
+        import fastremap
+
+        labels, _ = fastremap.renumber(labels, in_place=False)
+        n = int(labels.max())
+    return label_colors(n)[labels]
+
+
+def outlines(labels: np.ndarray) -> np.ndarray:
+    """Inner boundary pixels of every object (bool)."""
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(labels, mode="inner")
+
+
+def overlay_outlines(image: np.ndarray, labels: np.ndarray, color_of: np.ndarray | None = None) -> np.ndarray:
+    """RGB picture of ``image`` with each object's outline drawn in ``color_of[id]`` (random when None)."""
+    grey = stretch(image)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    edge = outlines(labels)
+    colors = label_colors(int(labels.max())) if color_of is None else color_of
+    rgb[edge] = colors[labels[edge]]
+    return rgb
+
+
+def save_panels(path: str | Path, panels: list[Panel], *, ncols: int | None = None, title: str | None = None,
+                panel_size: float = 3.2, dpi: int = 110) -> Path:
+    """Write a row (or grid) of panels as one PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from runner.io.atomic import atomic_path
+
+    ncols = ncols or len(panels)
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        data = panel.data
+        if panel.kind == "labels":
+            ax.imshow(labels_to_rgb(data), interpolation="nearest")
+        elif panel.kind == "rgb":
+            ax.imshow(np.clip(data, 0, 1), interpolation="nearest")
+        elif panel.kind == "map":
+            im = ax.imshow(data, cmap="magma", interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        else:
+            ax.imshow(stretch(data), cmap="gray", interpolation="nearest")
+        ax.set_title(panel.title, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
