@@ -282,13 +282,20 @@ def write_tiff(
     resolution: tuple[float, ...] | None = None,
     compression: str | None = "zlib",
 ) -> Path:
-    """Write an OME-TIFF atomically. ``axes`` names the array's axes (e.g. ``"zyx"``, ``"cyx"``)."""
+    """Write an OME-TIFF atomically. ``axes`` names the array's axes (e.g. ``"zyx"``, ``"yxc"``).
+
+    The file stores the axes in OME order (``t c z y x``), so channels-last input is transposed.
+    """
     import tifffile
 
     path = Path(path)
     axes = normalize_axes(axes)
     if len(axes) != data.ndim:
         raise ValueError(f"axes {axes!r} do not match array of shape {data.shape}")
+    canonical = "".join(a for a in "tczyx" if a in axes)
+    if canonical != axes:
+        data = np.transpose(data, [axes.index(a) for a in canonical])
+        axes = canonical
     metadata: dict = {"axes": axes.upper()}
     if resolution is not None:
         spatial = [a for a in "zyx" if a in axes]

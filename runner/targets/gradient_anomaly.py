@@ -67,8 +67,11 @@ def gradient_anomaly_weights(
     size = options.window_size
     vec_sum = [np.zeros(spatial, np.float32) for _ in spatial]
     count = np.zeros(spatial, np.float32)
+    # ids of all planes live in one range; the sentinel (larger than every id) marks background for the
+    # minimum filter (scipy's filters overflow on the extreme values of a dtype)
+    sentinel = sum(int(np.count_nonzero(np.bincount(p.ravel()))) for p in planes) + 1
     lmax = np.zeros(spatial, np.int64)
-    lmin = np.full(spatial, np.iinfo(np.int64).max, np.int64)
+    lmin = np.full(spatial, sentinel, np.int64)
     offset = 0
     for plane in planes:
         field, seq = _radial_field(plane)
@@ -79,7 +82,7 @@ def gradient_anomaly_weights(
         ids = np.where(fg, seq.astype(np.int64) + offset, 0)
         offset += int(seq.max()) if seq.size else 0
         lmax = np.maximum(lmax, ndi.maximum_filter(ids, size=size))
-        lmin = np.minimum(lmin, ndi.minimum_filter(np.where(fg, ids, np.iinfo(np.int64).max), size=size))
+        lmin = np.minimum(lmin, ndi.minimum_filter(np.where(fg, ids, sentinel), size=size))
     mixed = (lmax > 0) & (lmin < lmax)
     win = float(size) ** len(spatial)
     n_win = ndi.uniform_filter(count, size=size) * win
