@@ -158,3 +158,27 @@ def make_dataset(
             name = f"{split}_{i:03d}.tif"
             write_tiff(out / split / "x" / name, image, axes="zyx"[-ndim:])
             write_labels(out / split / "y" / name, labels)
+
+
+def voronoi_blobs(
+    shape: tuple[int, ...], n: int, *, radius: float = 12.0, seed: int = 0, fill: float = 0.9
+) -> np.ndarray:
+    """Many touching convex objects fast: each pixel joins its nearest of ``n`` random seeds within a radius.
+
+    Scales to thousands of objects on large images (one EDT pass), unlike :func:`random_blobs`. Object radii
+    vary between ``0.6 * radius`` and ``radius``; ``fill`` thins out seeds that would leave tiny cells.
+    Ids are ``1..k``.
+    """
+    rng = np.random.default_rng(seed)
+    seeds = np.zeros(shape, np.uint32)
+    coords = tuple(rng.integers(0, s, n) for s in shape)
+    seeds[coords] = np.arange(1, n + 1, dtype=np.uint32)
+    dist, idx = ndi.distance_transform_edt(seeds == 0, return_indices=True)
+    owner = seeds[tuple(idx)]
+    radii = np.concatenate([[0.0], rng.uniform(0.6 * radius, radius, n)])
+    labels = np.where(dist <= radii[owner], owner, 0).astype(np.uint32)
+    del dist, idx
+    if fill < 1:
+        drop = np.concatenate([[False], rng.random(n) > fill])
+        labels[drop[labels]] = 0
+    return keep_largest_parts(labels)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from runner.errors import UserError
-from runner.labelops import edge_distance, label_max, relabel_sequential
+from runner.labelops import edge_distance, label_max, normalize_per_label, relabel_sequential
 from runner.targets.codes import CHANNELS, ChannelSpec, TargetCode, TargetOptions, register_code, split_code
 
 STANDARD_CODES = {
@@ -107,9 +107,7 @@ class _Cache:
             return d
         if norm == "image":
             return d / d.max()
-        best, _ = label_max(self.labels, d, self.n)
-        best[0] = 1.0
-        return (d / best[self.labels]).astype(np.float32)
+        return normalize_per_label(self.labels, d, self.n)
 
     def _P(self) -> np.ndarray:
         points = np.zeros(self.labels.shape, np.uint32)
@@ -138,10 +136,7 @@ class _Cache:
 
 
 def _instance_normalised(cache: _Cache) -> np.ndarray:
-    d = cache.get("edge")
-    best, _ = label_max(cache.labels, d, cache.n)
-    best[0] = 1.0
-    return (d / best[cache.labels]).astype(np.float32)
+    return normalize_per_label(cache.labels, cache.get("edge"), cache.n)
 
 
 def _check_resolution(res: tuple[float, ...], ndim: int) -> None:
