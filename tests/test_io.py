@@ -219,3 +219,18 @@ def test_coco_polygons_rle_and_overlaps(tmp_path):
     assert set(np.unique(labels)) == {0, 1, 2}
     assert (image.to_classes()[labels == 1] == 2).all()
     assert decode_rle(mask_utils.encode(np.asfortranarray(poly.astype(np.uint8)))["counts"].decode(), h, w).sum() == 400
+
+
+def test_open_lazy_reads_blocks(tmp_path):
+    from runner.io import open_lazy
+    from runner.io.zarr_io import write_zarr
+
+    vol = np.arange(6 * 40 * 50, dtype=np.uint16).reshape(6, 40, 50)
+    write_tiff(tmp_path / "v.tif", vol, axes="zyx", compression=None)
+    arr, info = open_lazy(tmp_path / "v.tif")
+    assert info.axes == "zyx" and tuple(arr.shape) == vol.shape
+    np.testing.assert_array_equal(arr[2:4, 10:20, 5:9], vol[2:4, 10:20, 5:9])
+    write_zarr(tmp_path / "v.zarr", vol, axes="zyx", chunks=(2, 16, 16))
+    arr, info = open_lazy(tmp_path / "v.zarr")
+    assert info.axes == "zyx"
+    np.testing.assert_array_equal(arr[1:5, :7, 30:], vol[1:5, :7, 30:])

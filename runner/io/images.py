@@ -198,6 +198,47 @@ def read_array(path: str | Path, *, axes: str | None = None) -> tuple[np.ndarray
     return np.asarray(data), info
 
 
+def open_lazy(path: str | Path, *, axes: str | None = None):
+    """Open an image without loading it: ``(array_like, ImageInfo)``, for data larger than memory.
+
+    TIFF files are served through tifffile's zarr view (tiles/strips read on demand), ``.zarr`` stores and
+    ``.npy`` files lazily as well; slicing the returned object reads only the requested block. Axes are the
+    file's (see ``info.axes``), not the engine layout.
+    """
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES and path.exists():
+        import tifffile
+        import zarr
+
+        _, info = _probe_tiff(path, axes)
+        try:
+            store = tifffile.imread(path, aszarr=True)
+            return zarr.open(store, mode="r"), info
+        except Exception as exc:
+            raise UserError(f"cannot read image ({type(exc).__name__}: {exc})", path=path) from exc
+    data, file_axes, resolution = _open_array(path)
+    if axes is None:
+        axes = file_axes or guess_axes(tuple(data.shape))
+    if axes is None:
+        raise UserError(f"cannot tell the axes of an image of shape {tuple(data.shape)}", path=path, hint="pass --axes")
+    info = ImageInfo(path=path, axes=normalize_axes(axes), shape=tuple(data.shape), dtype=np.dtype(data.dtype),
+                     resolution=resolution)
+    return data, info
+
+
+def _probe_tiff(path: Path, axes: str | None):
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            file_axes, resolution = _tiff_axes_and_resolution(tif)
+            shape, dtype = tuple(tif.series[0].shape), tif.series[0].dtype
+    except Exception as exc:
+        raise UserError(f"cannot read image ({type(exc).__name__}: {exc})", path=path) from exc
+    axes = normalize_axes(axes) if axes else _resolve_axes(file_axes, shape, path)
+    return None, ImageInfo(path=path, axes=axes, shape=shape, dtype=np.dtype(dtype), resolution=resolution)
+
+
 def read_image(path: str | Path, *, axes: str | None = None) -> Image:
     """Read an image as float32 ``(C, (Z,) Y, X)``."""
     raw, info = read_array(path, axes=axes)
