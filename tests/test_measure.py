@@ -50,7 +50,7 @@ def test_square_and_disk_by_hand():
     # the contour through the border-pixel centres is 4 * 9 pixels long, times 0.5 um
     assert table["perimeter"][sq] == pytest.approx(36 * 0.5)
     assert table["area"][sq] == pytest.approx(100 * 0.25)
-    # the bent line: end pixels weigh 0, the straight middle pixel 1, the bend (1 + sqrt 2) / 2 (skimage's table)
+    # the bent line: ends weigh 0, the straight middle pixel 1, the bend (1 + sqrt 2) / 2 (skimage's table)
     assert table["perimeter"][row[4]] == pytest.approx(0.5 * (1 + (1 + np.sqrt(2)) / 2))
     assert table["perimeter"][row[4]] == pytest.approx(0.5 * skimage_perimeter(labels == 4))
     assert table["diameter"][sq] == pytest.approx(5.0)
@@ -72,11 +72,15 @@ def test_3d_ball_sphericity_and_surface():
     labels = np.zeros((40, 40, 40), np.uint32)
     labels[_ball(labels.shape, (20, 20, 20), 12)] = 5
     labels[2:5, 2:5, 5:35] = 9  # a rod
-    table = measure_labels(labels, resolution=(2.0, 1.0, 1.0), properties=["volume", "surface_area", "sphericity"])
+    table = measure_labels(
+        labels, resolution=(2.0, 1.0, 1.0), properties=["volume", "surface_area", "sphericity"]
+    )
     assert list(table["label"]) == [5, 9]
     assert table["volume"][1] == pytest.approx(270 * 2.0)
     # the per-object crop gives the same mesh as marching cubes on the whole image with the voxel spacing
-    verts, faces, _, _ = marching_cubes(np.pad(labels == 5, 1).astype(np.float32), 0.5, spacing=(2.0, 1.0, 1.0))
+    verts, faces, _, _ = marching_cubes(
+        np.pad(labels == 5, 1).astype(np.float32), 0.5, spacing=(2.0, 1.0, 1.0)
+    )
     assert table["surface_area"][0] == pytest.approx(mesh_surface_area(verts, faces), rel=1e-9)
     unit = measure_labels(labels)
     ball, rod = 0, 1
@@ -99,8 +103,12 @@ def test_parse_conditions_forms():
     assert parse_conditions("npixels lt 100 and circularity le 0.7") == expected
     assert parse_conditions(["npixels < 100 and circularity <= 0.7"]) == expected
     assert parse_conditions([[("npixels", "lt", 100), ("circularity", "le", 0.7)]]) == expected
-    assert parse_conditions({"props": [["npixels", "circularity"]], "values": [[100, 0.7]],
-                             "signs": [["lt", "le"]]}) == expected
+    assert (
+        parse_conditions(
+            {"props": [["npixels", "circularity"]], "values": [[100, 0.7]], "signs": [["lt", "le"]]}
+        )
+        == expected
+    )
     two = parse_conditions("area gt 5000; npixels lt 100 and circularity le 0.7")
     assert len(two) == 2 and two[0] == [Condition("area", "gt", 5000.0)]
 

@@ -3,8 +3,9 @@
 * :func:`measure_labels` - one row per object: npixels, area/volume, diameter, perimeter/surface area,
   circularity/elongation (2D), sphericity (3D), centroid, bounding box, intensities (see
   :mod:`runner.measure.properties` for the exact definitions).
-* :func:`parse_conditions` / :func:`remove_by_properties` - BiaPy-style ``--remove-if`` filtering: a list of groups
-  of conditions (``"npixels lt 100 and circularity le 0.7"``); an object is removed when any group holds in full.
+* :func:`parse_conditions` / :func:`remove_by_properties` - BiaPy-style ``--remove-if`` filtering: a list of
+  groups of conditions (``"npixels lt 100 and circularity le 0.7"``); an object is removed when any group
+  holds in full.
 
 Example
 -------

@@ -1,8 +1,8 @@
 """Remove objects by their measured properties (BiaPy's ``REMOVE_BY_PROPERTIES``).
 
-Conditions are a list of groups; each group is a list of conditions that must *all* hold; an object is removed
-when *any* group holds in full. Groups are checked in order and the report names the first one that removed each
-object. Written forms that :func:`parse_conditions` accepts::
+Conditions are a list of groups; each group is a list of conditions that must *all* hold; an object is
+removed when *any* group holds in full. Groups are checked in order and the report names the first one that
+removed each object. Written forms that :func:`parse_conditions` accepts::
 
     "npixels lt 100 and circularity le 0.7"                   # one group
     ["area gt 5000", "npixels lt 100 and circularity le 0.7"] # two groups (the CLI's repeated --remove-if)
@@ -11,8 +11,9 @@ object. Written forms that :func:`parse_conditions` accepts::
     {"props": [["npixels", "circularity"]], "values": [[100, 0.7]], "signs": [["lt", "le"]]}  # BiaPy's keys
 
 Operators: ``lt le gt ge eq ne`` or ``< <= > >= == !=``. Properties: see :data:`FILTER_PROPERTIES` (plus
-``mean_intensity``/``min_intensity``/``max_intensity`` with an image); in 3D BiaPy's ``area`` and ``perimeter``
-mean ``volume`` and ``surface_area``. A NaN property (the circularity of a one-pixel object) satisfies no condition.
+``mean_intensity``/``min_intensity``/``max_intensity`` with an image); in 3D BiaPy's ``area`` and
+``perimeter`` mean ``volume`` and ``surface_area``. A NaN property (the circularity of a one-pixel object)
+satisfies no condition.
 """
 
 from __future__ import annotations
@@ -29,11 +30,25 @@ from runner.measure.properties import ALIASES_3D, measure_labels
 from runner.measure.table import PropertyTable
 
 OPERATORS = {
-    "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq, "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
 }
 _SYMBOLS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "=": "eq", "!=": "ne"}
-FILTER_PROPERTIES = ("npixels", "area", "volume", "diameter", "perimeter", "surface_area", "circularity",
-                     "elongation", "sphericity")
+FILTER_PROPERTIES = (
+    "npixels",
+    "area",
+    "volume",
+    "diameter",
+    "perimeter",
+    "surface_area",
+    "circularity",
+    "elongation",
+    "sphericity",
+)
 _ONLY_2D = {"circularity": "sphericity", "elongation": "sphericity"}
 _ONLY_3D = {"volume": "area", "surface_area": "perimeter", "sphericity": "circularity"}
 _INTENSITY = re.compile(r"^(mean|min|max)_intensity(_c\d+)?$")
@@ -62,11 +77,14 @@ def _condition(prop, op, value, *, source: str) -> Condition:
     op = str(op).strip().lower()
     op = _SYMBOLS.get(op, op)
     if prop not in FILTER_PROPERTIES and not _INTENSITY.match(prop):
-        raise UserError(f"unknown property {prop!r} in condition {source!r}",
-                        hint=f"use one of {', '.join(FILTER_PROPERTIES)}, mean_intensity, min_intensity, "
-                        "max_intensity")
+        raise UserError(
+            f"unknown property {prop!r} in condition {source!r}",
+            hint=f"use one of {', '.join(FILTER_PROPERTIES)}, mean_intensity, min_intensity, max_intensity",
+        )
     if op not in OPERATORS:
-        raise UserError(f"unknown operator {op!r} in condition {source!r}", hint="use lt, le, gt, ge, eq or ne")
+        raise UserError(
+            f"unknown operator {op!r} in condition {source!r}", hint="use lt, le, gt, ge, eq or ne"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -83,8 +101,10 @@ def _parse_one(item) -> Condition:
         text = item.strip()
         match = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]*)\s*(<=|>=|==|!=|<|>|=|[A-Za-z]+)\s*(\S+)", text)
         if not match:
-            raise UserError(f"cannot read condition {item!r}", hint="write it as 'PROPERTY OP VALUE', e.g. "
-                            "'npixels lt 100'")
+            raise UserError(
+                f"cannot read condition {item!r}",
+                hint="write it as 'PROPERTY OP VALUE', e.g. 'npixels lt 100'",
+            )
         return _condition(match.group(1), match.group(2), match.group(3), source=text)
     if isinstance(item, Sequence) and len(item) == 3:
         return _condition(*item, source=" ".join(map(str, item)))
@@ -99,7 +119,12 @@ def _parse_group(group) -> list[Condition]:
         return [_parse_one(p) for p in parts]
     if isinstance(group, Condition):
         return [group]
-    if isinstance(group, Sequence) and len(group) == 3 and isinstance(group[0], str) and not _looks_like_text(group):
+    if (
+        isinstance(group, Sequence)
+        and len(group) == 3
+        and isinstance(group[0], str)
+        and not _looks_like_text(group)
+    ):
         return [_parse_one(group)]
     items = list(group)
     if not items:
@@ -128,8 +153,10 @@ def parse_conditions(conditions) -> list[list[Condition]]:
             raise UserError("a condition mapping needs the keys props, values and signs") from None
         if not (len(props) == len(values) == len(signs)):
             raise UserError("props, values and signs must be lists of the same length")
-        return [[_condition(p, s, v, source=f"{p} {s} {v}") for p, v, s in zip(ps, vs, ss, strict=True)]
-                for ps, vs, ss in zip(props, values, signs, strict=True)]
+        return [
+            [_condition(p, s, v, source=f"{p} {s} {v}") for p, v, s in zip(ps, vs, ss, strict=True)]
+            for ps, vs, ss in zip(props, values, signs, strict=True)
+        ]
     if isinstance(conditions, str):
         groups = [g for g in re.split(r"\s*;\s*|\s+or\s+", conditions.strip(), flags=re.I) if g.strip()]
         return [_parse_group(g) for g in groups]
@@ -139,7 +166,9 @@ def parse_conditions(conditions) -> list[list[Condition]]:
 def _column_for(prop: str, ndim: int) -> str:
     if ndim == 3:
         if prop in _ONLY_2D:
-            raise UserError(f"{prop} is only defined for 2D objects", hint=f"use {_ONLY_2D[prop]} for 3D labels")
+            raise UserError(
+                f"{prop} is only defined for 2D objects", hint=f"use {_ONLY_2D[prop]} for 3D labels"
+            )
         return ALIASES_3D.get(prop, prop)
     if prop in _ONLY_3D:
         raise UserError(f"{prop} is only defined for 3D objects", hint=f"use {_ONLY_3D[prop]} for 2D labels")
@@ -147,8 +176,8 @@ def _column_for(prop: str, ndim: int) -> str:
 
 
 def apply_conditions(table: PropertyTable, groups: list[list[Condition]], *, ndim: int) -> PropertyTable:
-    """Add ``condition_<k>`` (group k holds in full), ``removed`` and ``removed_by`` (first group that holds, 0
-    when kept) columns to a copy of ``table``."""
+    """Add ``condition_<k>`` (group k holds in full), ``removed`` and ``removed_by`` (first group that holds,
+    0 when kept) columns to a copy of ``table``."""
     out = table.select(slice(None))
     removed_by = np.zeros(len(table), np.int64)
     for k, group in enumerate(groups, start=1):
@@ -156,7 +185,9 @@ def apply_conditions(table: PropertyTable, groups: list[list[Condition]], *, ndi
         for cond in group:
             column = _column_for(cond.prop, ndim)
             if column not in table:
-                raise UserError(f"property {cond.prop} is not available", hint="intensity properties need --image")
+                raise UserError(
+                    f"property {cond.prop} is not available", hint="intensity properties need --image"
+                )
             holds &= cond.holds(table[column])
         out.add(f"condition_{k}", holds)
         removed_by[(removed_by == 0) & holds] = k
@@ -193,7 +224,8 @@ def remove_by_properties(
     kept : ndarray, same shape and dtype as ``labels``
         The labels with removed objects set to 0 (ids of the others unchanged).
     report : PropertyTable
-        One row per object of the input: its properties, ``condition_<k>`` (bool), ``removed`` and ``removed_by``.
+        One row per object of the input: its properties, ``condition_<k>`` (bool), ``removed`` and
+        ``removed_by``.
     """
     labels = np.asarray(labels)
     groups = conditions if _is_parsed(conditions) else parse_conditions(conditions)

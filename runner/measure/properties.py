@@ -7,18 +7,20 @@ Definitions (BiaPy / MorphoLibJ conventions; ``r`` is the pixel spacing, 1 when 
 * ``diameter``: largest extent of the bounding box, each axis scaled by its spacing.
 * ``perimeter`` (2D): length of the contour through the centres of the border pixels with 4-connectivity (the
   estimate of ``skimage.measure.perimeter(..., neighborhood=4)``: straight steps 1, diagonal steps sqrt(2),
-  corners (1 + sqrt(2)) / 2); the image edge counts as contour. In physical units it is scaled by the mean pixel
-  size ``sqrt(ry * rx)`` (exact for square pixels).
+  corners (1 + sqrt(2)) / 2); the image edge counts as contour. In physical units it is scaled by the mean
+  pixel size ``sqrt(ry * rx)`` (exact for square pixels).
 * ``surface_area`` (3D): area of the marching-cubes (Lewiner) mesh of the object at level 0.5, with the
   voxel spacing.
 * ``circularity`` (2D) = 4 pi area / perimeter^2 (1 for a disk; may exceed 1 slightly for small objects);
   ``elongation`` = 1 / circularity; both NaN when the perimeter is 0 (one-pixel objects).
 * ``sphericity`` (3D) = 36 pi volume^2 / surface_area^3 (1 for a ball).
-* ``centroid_*``: mean pixel coordinate; ``bbox_min_*`` / ``bbox_max_*``: bounding box in pixels, max exclusive.
-* ``mean_intensity`` / ``min_intensity`` / ``max_intensity`` (``_c<k>`` per channel when the image has several).
+* ``centroid_*``: mean pixel coordinate; ``bbox_min_*`` / ``bbox_max_*``: bounding box in pixels, max
+  exclusive.
+* ``mean_intensity`` / ``min_intensity`` / ``max_intensity`` (``_c<k>`` per channel when the image has
+  several).
 
-BiaPy's names ``area`` and ``perimeter`` are accepted for 3D objects by the property filter, meaning ``volume``
-and ``surface_area``.
+BiaPy's names ``area`` and ``perimeter`` are accepted for 3D objects by the property filter, meaning
+``volume`` and ``surface_area``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,20 @@ from runner.measure.table import PropertyTable
 SHAPE_2D = ("npixels", "area", "diameter", "perimeter", "circularity", "elongation")
 SHAPE_3D = ("npixels", "volume", "diameter", "surface_area", "sphericity")
 ALIASES_3D = {"area": "volume", "perimeter": "surface_area"}
-ALL_PROPERTIES = ("npixels", "area", "volume", "diameter", "perimeter", "surface_area", "circularity",
-                  "elongation", "sphericity", "centroid", "bbox", "intensity")
+ALL_PROPERTIES = (
+    "npixels",
+    "area",
+    "volume",
+    "diameter",
+    "perimeter",
+    "surface_area",
+    "circularity",
+    "elongation",
+    "sphericity",
+    "centroid",
+    "bbox",
+    "intensity",
+)
 
 # skimage's perimeter weights, indexed by 1 (the border pixel itself) + 2 * (4-neighbours on the border)
 # + 10 * (diagonal neighbours on the border)
@@ -51,12 +65,14 @@ def _check_resolution(resolution, ndim: int) -> tuple[float, ...]:
     if len(res) == ndim + 1 and ndim == 2:
         res = res[1:]  # a z,y,x resolution given for 2D images: the z spacing is unused
     if len(res) != ndim or any(not np.isfinite(r) or r <= 0 for r in res):
-        raise UserError(f"resolution must be {ndim} positive numbers ({'z,' if ndim == 3 else ''}y,x), got {resolution}")
+        raise UserError(
+            f"resolution must be {ndim} positive numbers ({'z,' if ndim == 3 else ''}y,x), got {resolution}"
+        )
     return res
 
 
 def perimeter_2d(labels: np.ndarray, n: int) -> np.ndarray:
-    """Contour length (pixels) of every object of a sequential ``(Y, X)`` label image; ``(n + 1,)``, entry 0 unused.
+    """Contour length (pixels) of each object of a sequential ``(Y, X)`` labels, ``(n + 1,)`` ([0] unused).
 
     All objects in one vectorised pass; equal to ``skimage.measure.regionprops(...)[i].perimeter``.
     """
@@ -70,10 +86,16 @@ def perimeter_2d(labels: np.ndarray, n: int) -> np.ndarray:
     border &= ~inner
     border_ids = np.pad(np.where(border, centre, 0), 1)
     code = np.ones(labels.shape, np.int64)
-    for sl, weight in (((slice(None, -2), slice(1, -1)), 2), ((slice(2, None), slice(1, -1)), 2),
-                       ((slice(1, -1), slice(None, -2)), 2), ((slice(1, -1), slice(2, None)), 2),
-                       ((slice(None, -2), slice(None, -2)), 10), ((slice(None, -2), slice(2, None)), 10),
-                       ((slice(2, None), slice(None, -2)), 10), ((slice(2, None), slice(2, None)), 10)):
+    for sl, weight in (
+        ((slice(None, -2), slice(1, -1)), 2),
+        ((slice(2, None), slice(1, -1)), 2),
+        ((slice(1, -1), slice(None, -2)), 2),
+        ((slice(1, -1), slice(2, None)), 2),
+        ((slice(None, -2), slice(None, -2)), 10),
+        ((slice(None, -2), slice(2, None)), 10),
+        ((slice(2, None), slice(None, -2)), 10),
+        ((slice(2, None), slice(2, None)), 10),
+    ):
         code += weight * (border_ids[sl] == centre)
     ids = centre[border]
     return np.bincount(ids, weights=_PERIMETER_WEIGHTS[code[border]], minlength=n + 1)
@@ -94,7 +116,7 @@ def surface_area_3d(labels: np.ndarray, n: int, resolution: tuple[float, ...], s
 
 
 def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relabel to ``1..n`` keeping the order of the ids; returns ``(sequential labels, original id of 1..n)``."""
+    """Relabel to ``1..n`` keeping the order of the ids; returns ``(sequential labels, original ids)``."""
     import fastremap
 
     seq, mapping = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=True, in_place=False)
@@ -117,8 +139,10 @@ def _intensity(table: PropertyTable, seq: np.ndarray, n: int, image: np.ndarray,
 
     channels = image if image.ndim == seq.ndim + 1 else image[np.newaxis]
     if channels.shape[1:] != seq.shape:
-        raise UserError(f"image of spatial shape {channels.shape[1:]} does not match labels of shape {seq.shape}",
-                        hint="measure each label image with its own image")
+        raise UserError(
+            f"image of spatial shape {channels.shape[1:]} does not match labels of shape {seq.shape}",
+            hint="measure each label image with its own image",
+        )
     index = np.arange(1, n + 1)
     flat = seq.ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -127,8 +151,12 @@ def _intensity(table: PropertyTable, seq: np.ndarray, n: int, image: np.ndarray,
             ch = np.asarray(channel, np.float64)
             sums = np.bincount(flat, weights=ch.ravel(), minlength=n + 1)[1:]
             table.add(f"mean_intensity{suffix}", sums / counts)
-            table.add(f"min_intensity{suffix}", np.asarray(ndi.minimum(ch, seq, index), np.float64).reshape(-1))
-            table.add(f"max_intensity{suffix}", np.asarray(ndi.maximum(ch, seq, index), np.float64).reshape(-1))
+            table.add(
+                f"min_intensity{suffix}", np.asarray(ndi.minimum(ch, seq, index), np.float64).reshape(-1)
+            )
+            table.add(
+                f"max_intensity{suffix}", np.asarray(ndi.maximum(ch, seq, index), np.float64).reshape(-1)
+            )
 
 
 def measure_labels(
@@ -149,15 +177,14 @@ def measure_labels(
     resolution : sequence of float, optional
         Pixel spacing ``(z,) y, x`` in physical units; areas, volumes, perimeters and diameters use it.
     properties : sequence of str, optional
-        Restrict the columns to these properties (names of :data:`ALL_PROPERTIES`; 3D surface areas are the slow
-        part). ``label`` and ``npixels`` are always present. None measures everything that applies.
+        Restrict the columns to these properties (names of :data:`ALL_PROPERTIES`; 3D surface areas are the
+        slow part). ``label`` and ``npixels`` are always present. None measures everything that applies.
 
     Returns
     -------
     PropertyTable
         One row per object, in increasing id order (see the module docstring for the definitions).
     """
-    import fastremap
     from scipy import ndimage as ndi
 
     from runner.io import as_label_array
@@ -167,8 +194,11 @@ def measure_labels(
         raise UserError(f"labels must be 2D (Y,X) or 3D (Z,Y,X), got shape {labels.shape}")
     ndim = labels.ndim
     res = _check_resolution(resolution, ndim)
-    wanted = set(ALL_PROPERTIES if properties is None else [ALIASES_3D.get(p, p) if ndim == 3 else p
-                                                              for p in properties])
+    wanted = set(
+        ALL_PROPERTIES
+        if properties is None
+        else [ALIASES_3D.get(p, p) if ndim == 3 else p for p in properties]
+    )
     seq, ids = sequential_labels(labels)
     n = len(ids)
     counts = np.bincount(seq.ravel(), minlength=n + 1)[1 : n + 1].astype(np.int64)
@@ -226,5 +256,7 @@ def _shape_columns(table, seq, n, ndim, res, wanted, slices, unit) -> None:
                 table.units["surface_area"] = unit
             if "sphericity" in wanted:
                 vol = table["volume"]
-                table.add("sphericity", np.where(surf > 0, 36 * np.pi * vol**2 / np.where(surf > 0, surf, 1) ** 3,
-                                                 np.nan))
+                table.add(
+                    "sphericity",
+                    np.where(surf > 0, 36 * np.pi * vol**2 / np.where(surf > 0, surf, 1) ** 3, np.nan),
+                )
