@@ -158,7 +158,7 @@ def validate_params(model: type[BaseModel], params: dict | BaseModel | None, *, 
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ())) or "params"
             value = err.get("input")
-            got = "" if err.get("type") == "extra_forbidden" else f" (got {value!r})"
+            got = "" if err.get("type") in ("extra_forbidden", "missing") else f" (got {value!r})"
             msg = "unknown param" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{loc}: {msg}{got}")
