@@ -1,0 +1,230 @@
+"""Weight-format adapters behind one factory: ONNX (onnxruntime), TorchScript, PyTorch state dict.
+
+:func:`create_adapter` tries the formats a package has in priority order for the device (ONNX first: onnxruntime
+is the fastest here on CPU and has a CUDA provider; then TorchScript; ``pytorch_state_dict`` last and only with
+``trust_code=True`` because it runs the package's own Python source). Each framework is imported only when its
+format is used. An adapter is a callable ``adapter(*inputs) -> list[outputs]`` on batched arrays in the model's
+axis order (numpy in, numpy out; the torch adapters also accept and return torch tensors, which the GPU path uses
+to keep tiles on the device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runner.errors import UserError
+from runner.inference.devices import Device, ort_has_cuda
+from runner.inference.package import Package
+
+RUNNABLE = ("onnx", "torchscript", "pytorch_state_dict")
+CODE_FORMATS = ("pytorch_state_dict",)
+
+
+def weight_priority(device: Device) -> tuple[str, ...]:
+    """Formats in the order they are tried on ``device``."""
+    if device.is_cuda and not ort_has_cuda():
+        return ("torchscript", "pytorch_state_dict", "onnx")
+    return RUNNABLE
+
+
+def candidate_formats(pkg: Package, *, device: Device, weights: str | None, trust_code: bool) -> list[str]:
+    """The weight formats to try, best first; raises a :class:`UserError` when none can run.
+
+    Parameters
+    ----------
+    pkg : the package.
+    device : where the network runs.
+    weights : a format forced by the user (``--weights``), or None for automatic choice.
+    trust_code : allow ``pytorch_state_dict`` (runs the package's Python source).
+    """
+    have = list(pkg.weight_formats)
+    if weights is not None:
+        if weights not in have:
+            raise UserError(
+                f"the package has no {weights!r} weights", path=pkg.source,
+                hint=f"it has {', '.join(have) or 'none'}",
+            )
+        if weights not in RUNNABLE:
+            raise UserError(
+                f"{weights!r} weights cannot be run by runner", path=pkg.source,
+                hint=f"runner runs {', '.join(RUNNABLE)}",
+            )
+        if weights in CODE_FORMATS and not trust_code:
+            raise UserError(_trust_message(weights), path=pkg.source, hint="pass --trust-code if you trust it")
+        return [weights]
+    runnable = [f for f in weight_priority(device) if f in have]
+    if not runnable:
+        raise UserError(
+            f"the package has only {', '.join(have) or 'no'} weights, which runner cannot run "
+            "(TensorFlow/Keras are not supported)",
+            path=pkg.source, hint=f"use a package with {' or '.join(RUNNABLE)} weights",
+        )
+    allowed = [f for f in runnable if f not in CODE_FORMATS or trust_code]
+    if not allowed:
+        raise UserError(_trust_message(runnable[0]), path=pkg.source, hint="pass --trust-code if you trust it")
+    return allowed
+
+
+def _trust_message(fmt: str) -> str:
+    return (
+        f"{fmt} weights run the package's own Python source code, which runner does not do without "
+        "explicit permission"
+    )
+
+
+@dataclass
+class Adapter:
+    """A loaded network: ``adapter(*inputs) -> list of outputs`` on batched arrays in model axis order."""
+
+    weight_format: str
+    device: Device
+    run: Any = field(repr=False)
+    is_torch: bool = False
+    input_dtypes: tuple[Any, ...] = ()
+
+    def __call__(self, *inputs) -> list:
+        return self.run(*inputs)
+
+
+def create_adapter(
+    pkg: Package,
+    *,
+    device: Device,
+    weights: str | None = None,
+    trust_code: bool = False,
+    threads: int | None = None,
+) -> Adapter:
+    """Load the package's network in the best runnable weight format.
+
+    Raises
+    ------
+    UserError
+        No runnable format, code execution not allowed, or every candidate failed to load (each reason listed).
+    """
+    errors = []
+    for fmt in candidate_formats(pkg, device=device, weights=weights, trust_code=trust_code):
+        try:
+            if fmt == "onnx":
+                return _onnx_adapter(pkg, device=device, threads=threads)
+            if fmt == "torchscript":
+                return _torchscript_adapter(pkg, device=device, threads=threads)
+            return _state_dict_adapter(pkg, device=device, threads=threads)
+        except UserError as exc:
+            if weights is not None:
+                raise
+            errors.append(f"{fmt}: {exc}")
+        except Exception as exc:  # a framework refusing the file: try the next format
+            if weights is not None:
+                raise UserError(f"cannot load the {fmt} weights ({type(exc).__name__}: {exc})", path=pkg.source) from exc
+            errors.append(f"{fmt}: {type(exc).__name__}: {exc}")
+    raise UserError("no weight format could be loaded: " + "; ".join(errors), path=pkg.source)
+
+
+# ------------------------------------------------------------------------------------------------------ onnx
+
+
+def _onnx_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
+    import onnxruntime as ort
+
+    entry = pkg.weights_entry("onnx")
+    path = pkg.file(entry.source, sha256=entry.sha256, what="onnx weights")
+    external = getattr(entry, "external_data", None)
+    if external is not None:
+        pkg.file(external.source, sha256=external.sha256, what="onnx external data")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    providers: list = ["CPUExecutionProvider"]
+    if device.is_cuda and ort_has_cuda():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index}))
+    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    names = [i.name for i in session.get_inputs()]
+    dtypes = tuple(_ORT_DTYPES.get(i.type, np.float32) for i in session.get_inputs())
+    if len(names) < len(pkg.inputs):
+        raise UserError(
+            f"the ONNX file has {len(names)} inputs but the description {len(pkg.inputs)}", path=path
+        )
+
+    def run(*inputs):
+        feed = {n: np.ascontiguousarray(x, dtype=d) for n, x, d in zip(names, inputs, dtypes, strict=False)}
+        return session.run(None, feed)
+
+    return Adapter("onnx", device, run, is_torch=False, input_dtypes=dtypes)
+
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+# ----------------------------------------------------------------------------------------------------- torch
+
+
+def _torch_device(device: Device):
+    import torch
+
+    return torch.device(str(device))
+
+
+def _torch_runner(module, device: Device, threads: int | None):
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = _torch_device(device)
+
+    def run(*inputs):
+        with torch.inference_mode():
+            tensors = []
+            for x in inputs:
+                if isinstance(x, np.ndarray):
+                    x = torch.from_numpy(np.ascontiguousarray(x))
+                tensors.append(x.to(dev, non_blocking=True))
+            out = module(*tensors)
+            out = list(out) if isinstance(out, (list, tuple)) else [out]
+            if inputs and isinstance(inputs[0], np.ndarray):
+                return [o.detach().cpu().numpy() for o in out]
+            return [o.detach() for o in out]
+
+    return run
+
+
+def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
+    import torch
+
+    entry = pkg.weights_entry("torchscript")
+    path = pkg.file(entry.source, sha256=entry.sha256, what="torchscript weights")
+    module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
+    return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
+
+
+def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
+    """Build the package's architecture (its Python source: only called with trust) and load the state dict.
+
+    bioimageio.core's ``load_torch_model`` loads the tensors with ``torch.load(..., weights_only=True)``.
+    """
+    from bioimageio.core.backends.pytorch_backend import load_torch_model
+
+    entry = pkg.weights_entry("pytorch_state_dict")
+    pkg.file(entry.source, sha256=entry.sha256, what="pytorch_state_dict weights")
+    arch = entry.architecture
+    if getattr(arch, "source", None) is not None:
+        pkg.file(arch.source, sha256=getattr(arch, "sha256", None), what="architecture source")
+    module = load_torch_model(entry, load_state=True, devices=[str(device)]).eval()
+    return Adapter("pytorch_state_dict", device, _torch_runner(module, device, threads), is_torch=True)
+
+
+def describe_formats(formats: Sequence[str]) -> str:
+    return ", ".join(formats) if formats else "none"

@@ -1,0 +1,336 @@
+"""Loading a bioimage.io model package (zip, folder or rdf path; format 0.4 or 0.5) fully offline.
+
+>>> from runner.inference import load_package
+>>> pkg = load_package("model.zip")
+>>> pkg.inputs[0].axes_string, pkg.weight_formats, pkg.postprocessing
+('bcyx', ('onnx', 'torchscript'), PostprocessingChoice(name='fg_watershed', params={...}))
+
+The description is loaded with bioimageio.spec (0.4 descriptions converted to the latest format) with io checks
+off, so nothing needs the network. Zips are unpacked by :func:`runner.inference.safety.safe_extract` into a
+temporary folder that lives as long as the :class:`Package` (or until :meth:`Package.close`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UserError
+from runner.inference.safety import safe_extract, verify_sha256
+from runner.inference.sizes import SizeRule, rule_from_spec
+
+RDF_NAMES = ("bioimageio.yaml", "rdf.yaml")
+KNOWN_WEIGHT_FORMATS = (
+    "onnx",
+    "torchscript",
+    "pytorch_state_dict",
+    "tensorflow_saved_model_bundle",
+    "tensorflow_js",
+    "keras_hdf5",
+    "keras_v3",
+)
+
+
+@dataclass(frozen=True)
+class AxisInfo:
+    """One axis of a model tensor."""
+
+    id: str
+    type: str
+    """``batch``, ``channel``, ``index``, ``time`` or ``space``."""
+    rule: SizeRule
+    halo: int = 0
+    """Output halo to crop from both sides (output axes only)."""
+    scale: float = 1.0
+    channel_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An input or output tensor of the model."""
+
+    id: str
+    axes: tuple[AxisInfo, ...]
+    description: str = ""
+    pad_mode: str = "symmetric"
+    """How the input is padded at the image border (bioimageio.core's default is ``symmetric``)."""
+    optional: bool = False
+
+    @property
+    def axis_ids(self) -> tuple[str, ...]:
+        return tuple(a.id for a in self.axes)
+
+    @property
+    def axes_string(self) -> str:
+        """Short form such as ``bcyx`` or ``bczyx`` (``b`` batch, ``c`` channel, ``t`` time, ``i`` index)."""
+        letters = {"batch": "b", "channel": "c", "time": "t", "index": "i"}
+        return "".join(letters.get(a.type, a.id[:1]) for a in self.axes)
+
+    @property
+    def space_axes(self) -> tuple[AxisInfo, ...]:
+        return tuple(a for a in self.axes if a.type == "space")
+
+    @property
+    def n_channels(self) -> int | None:
+        """Number of channels the tensor has (1 without a channel axis; None when not fixed)."""
+        for a in self.axes:
+            if a.type == "channel":
+                return a.rule.size if a.rule.kind == "fixed" else None
+        return 1
+
+    def axis(self, axis_id: str) -> AxisInfo:
+        for a in self.axes:
+            if a.id == axis_id:
+                return a
+        raise KeyError(axis_id)
+
+
+@dataclass(frozen=True)
+class PostprocessingChoice:
+    """An instance post-processor by name with its params (from ``config.runner`` or the command line)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Package:
+    """A loaded bioimage.io model package.
+
+    Attributes
+    ----------
+    descr : the ``bioimageio.spec`` v0.5 ``ModelDescr`` (0.4 packages converted).
+    root : folder holding the package's files (a temporary folder for zips).
+    source : what was given to :func:`load_package`.
+    inputs, outputs : tensors with axes and size rules.
+    weight_formats : formats present in the package, in the order of :data:`KNOWN_WEIGHT_FORMATS`.
+    runner_config : the ``config.runner`` block, when present (dict).
+    """
+
+    descr: Any
+    root: Path
+    source: Path
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    weight_formats: tuple[str, ...]
+    runner_config: dict[str, Any] | None = None
+    original_format_version: str = ""
+    _cleanup: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.descr.name)
+
+    @property
+    def halo(self) -> dict[str, dict[str, int]]:
+        """Output halo per output tensor and axis (pixels to crop from both sides)."""
+        return {t.id: {a.id: a.halo for a in t.axes if a.halo} for t in self.outputs}
+
+    @property
+    def targets(self) -> str | None:
+        """The target code of the output channels (``config.runner.targets``), when declared."""
+        value = (self.runner_config or {}).get("targets")
+        if isinstance(value, dict):
+            value = value.get("code")
+        return None if value is None else str(value)
+
+    @property
+    def postprocessing(self) -> PostprocessingChoice | None:
+        """The post-processor declared in ``config.runner.postprocessing`` ({name, params}), if any."""
+        block = (self.runner_config or {}).get("postprocessing")
+        if not block:
+            return None
+        if isinstance(block, str):
+            return PostprocessingChoice(name=block)
+        if not isinstance(block, dict) or "name" not in block:
+            raise UserError(
+                "config.runner.postprocessing must be {name: ..., params: {...}}", path=self.source
+            )
+        return PostprocessingChoice(name=str(block["name"]), params=dict(block.get("params") or {}))
+
+    def input(self, tensor_id: str) -> TensorInfo:
+        for t in self.inputs:
+            if t.id == tensor_id:
+                return t
+        raise UserError(
+            f"the model has no input {tensor_id!r}", path=self.source,
+            hint=f"its inputs are {', '.join(t.id for t in self.inputs)}",
+        )
+
+    def weights_entry(self, fmt: str):
+        """The bioimageio.spec weights entry of format ``fmt`` (or None)."""
+        return getattr(self.descr.weights, fmt, None)
+
+    def file(self, source, *, sha256: str | None = None, what: str = "file") -> Path:
+        """Local path of a file the description refers to, checked against its sha256."""
+        text = str(getattr(source, "path", source))
+        if "://" in text:
+            raise UserError(
+                f"the package's {what} is a remote URL ({text}); runner works offline",
+                path=self.source, hint="download the file into the package and refer to it by a relative path",
+            )
+        path = Path(text)
+        if not path.is_absolute():
+            path = self.root / path
+        verify_sha256(path, sha256, what=what)
+        return path
+
+    def close(self) -> None:
+        """Remove the temporary folder of an unpacked zip (also done when the object is garbage collected)."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+def _find_rdf(folder: Path, given: Path) -> Path:
+    for name in RDF_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.bioimageio.yaml"))
+    if found:
+        return found[0]
+    raise UserError(
+        "no bioimageio.yaml or rdf.yaml found", path=given, hint="give a package zip, its folder or its rdf.yaml"
+    )
+
+
+def _format_invalid(descr) -> str:
+    summary = getattr(descr, "validation_summary", None)
+    errors = []
+    for detail in getattr(summary, "details", []) or []:
+        for err in getattr(detail, "errors", []) or []:
+            loc = ".".join(str(p) for p in getattr(err, "loc", ()))
+            errors.append(f"{loc}: {getattr(err, 'msg', err)}" if loc else str(getattr(err, "msg", err)))
+    return "; ".join(errors[:5]) or "invalid description"
+
+
+def _tensor_infos(descr) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo, ...]]:
+    all_axes = {(str(t.id), str(a.id)): a for t in (*descr.inputs, *descr.outputs) for a in t.axes}
+
+    def convert(t, is_input: bool) -> TensorInfo:
+        axes = []
+        for a in t.axes:
+            names = tuple(str(n) for n in getattr(a, "channel_names", ()) or ())
+            rule = SizeRule("fixed", size=len(names)) if a.type == "channel" else rule_from_spec(a, all_axes)
+            axes.append(
+                AxisInfo(
+                    id=str(a.id), type=str(a.type), rule=rule, halo=int(getattr(a, "halo", 0) or 0),
+                    scale=float(getattr(a, "scale", 1.0) or 1.0), channel_names=names,
+                )
+            )
+        pad = getattr(t, "pad", None) if is_input else None
+        return TensorInfo(
+            id=str(t.id), axes=tuple(axes), description=str(getattr(t, "description", "") or ""),
+            pad_mode=str(getattr(pad, "mode", "symmetric")) if pad is not None else "symmetric",
+            optional=bool(getattr(t, "optional", False)),
+        )
+
+    return tuple(convert(t, True) for t in descr.inputs), tuple(convert(t, False) for t in descr.outputs)
+
+
+def _runner_config(descr) -> dict | None:
+    config = getattr(descr, "config", None)
+    if config is None:
+        return None
+    block = config.get("runner") if isinstance(config, dict) else getattr(config, "runner", None)
+    if block is None and hasattr(config, "model_extra"):
+        block = (config.model_extra or {}).get("runner")
+    if block is None:
+        return None
+    return dict(block) if isinstance(block, dict) else dict(getattr(block, "__dict__", {}))
+
+
+def _original_format_version(rdf: Path) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(rdf.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read the model description ({exc})", path=rdf) from None
+    if not isinstance(data, dict):
+        raise UserError("the model description is not a YAML mapping", path=rdf)
+    return str(data.get("format_version", ""))
+
+
+def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -> Package:
+    """Load a bioimage.io model package offline.
+
+    Parameters
+    ----------
+    source : a ``.zip`` package, a package folder or its ``rdf.yaml`` / ``bioimageio.yaml``.
+    max_unpacked_bytes : refuse zips expanding past this (default 8 GiB, env ``RUNNER_MAX_PACKAGE_BYTES``).
+
+    Raises
+    ------
+    UserError
+        Missing file, unsafe or corrupt zip, invalid description, not a model.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise UserError("model package not found", path=source, hint="give a .zip, a folder or an rdf.yaml")
+    cleanup = None
+    if source.is_file() and source.suffix.lower() == ".zip":
+        tmp = Path(tempfile.mkdtemp(prefix="bmz-runner-pkg-"))
+        cleanup = _Remover(tmp)
+        try:
+            safe_extract(source, tmp, max_bytes=max_unpacked_bytes)
+            rdf = _find_rdf(tmp, source)
+        except BaseException:
+            cleanup()
+            raise
+    elif source.is_dir():
+        rdf = _find_rdf(source, source)
+    else:
+        rdf = source
+    try:
+        descr = _load_descr(rdf, source)
+    except BaseException:
+        if cleanup is not None:
+            cleanup()
+        raise
+    inputs, outputs = _tensor_infos(descr)
+    formats = tuple(f for f in KNOWN_WEIGHT_FORMATS if getattr(descr.weights, f, None) is not None)
+    pkg = Package(
+        descr=descr, root=rdf.parent, source=source, inputs=inputs, outputs=outputs, weight_formats=formats,
+        runner_config=_runner_config(descr), original_format_version=_original_format_version(rdf),
+    )
+    if cleanup is not None:
+        pkg._cleanup = weakref.finalize(pkg, cleanup)
+    return pkg
+
+
+class _Remover:
+    """Removes a temporary folder once (a plain callable, so the finalizer holds no reference to the package)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __call__(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _load_descr(rdf: Path, source: Path):
+    from bioimageio.spec import InvalidDescr, load_description
+    from bioimageio.spec.model import v0_5
+
+    _original_format_version(rdf)  # a readable YAML mapping, else a clear error
+    try:
+        descr = load_description(rdf, format_version="latest", perform_io_checks=False)
+    except Exception as exc:  # bioimageio.spec raises for unreadable or unknown sources
+        raise UserError(f"cannot load the model description ({type(exc).__name__}: {exc})", path=source) from None
+    if isinstance(descr, InvalidDescr):
+        raise UserError(
+            f"invalid bioimage.io description: {_format_invalid(descr)}", path=source,
+            hint="check it with `bioimageio validate`",
+        )
+    if getattr(descr, "type", None) != "model":
+        raise UserError(f"the description is a {getattr(descr, 'type', '?')!r}, not a model", path=source)
+    if not isinstance(descr, v0_5.ModelDescr):
+        raise UserError(
+            f"could not convert the format {getattr(descr, 'format_version', '?')} description to 0.5",
+            path=source, hint="update the package with bioimageio.spec's `bioimageio update-format`",
+        )
+    return descr

@@ -1,0 +1,412 @@
+"""The prediction pipeline: whole-image pre-processing, tiled batched inference, stitching, post-processing.
+
+>>> from runner.inference import Predictor, predict_array
+>>> out = predict_array("model.zip", image)                 # image: (C, (Z,) Y, X) float32
+>>> out["probability"].shape                                # (C_out, (Z,) Y, X)
+>>> with Predictor("model.zip", device="cpu") as p:         # reuse the loaded network for many images
+...     outs = [p.predict(im) for im in images]
+
+Tile size comes from ``tile`` (largest tile per axis) or else from a memory budget (``memory_mb``; by default
+1 GiB of activations on CPU, half the free memory on a GPU, counted as :data:`BYTES_PER_VOXEL` per tile voxel).
+The margin (context around each tile's owned region) is the rdf's halo, else the measured receptive field, or
+``halo`` when given. ``tile="whole"`` runs the image as it is in one pass, without padding or cropping, as
+``bioimageio test`` does (the image must then have a valid input shape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runner.errors import UserError
+from runner.inference.adapters import Adapter, create_adapter
+from runner.inference.devices import Device, resolve_device
+from runner.inference.geometry import Geometry, build_geometry
+from runner.inference.halo import measure_receptive_field, probe_shape
+from runner.inference.package import Package, load_package
+from runner.inference.processing import Processing
+from runner.inference.tiling import TilePlan, pad_image, plan_tiles, run_tiled
+
+BYTES_PER_VOXEL = 1024
+"""Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""
+DEFAULT_CPU_MEMORY_MB = 1024
+MAX_BATCH = 16
+
+TileSpec = Sequence[int] | str | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the last :meth:`Predictor.predict` did (for logs and run_config.json)."""
+
+    tile_shape: tuple[int, ...]
+    n_tiles: int
+    batch_size: int
+    margin: tuple[int, ...]
+
+
+class Predictor:
+    """A loaded package ready to predict images (see the module docstring).
+
+    Parameters
+    ----------
+    package : a :class:`Package` or a path for :func:`load_package`.
+    device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    weights : force a weight format (``onnx``, ``torchscript``, ``pytorch_state_dict``).
+    trust_code : allow running the package's Python source (``pytorch_state_dict``, custom processing).
+    tile : default largest tile per spatial axis, ``"whole"``, or None (memory budget).
+    batch_size : tiles per forward pass (default: from the memory budget, at most 16).
+    memory_mb : activation memory budget in MiB.
+    halo : margin per side in input pixels (an int or one per axis), instead of the rdf halo / receptive field.
+    threads : CPU threads for the framework (default: the framework's choice).
+    """
+
+    def __init__(
+        self,
+        package: Package | str | Path,
+        *,
+        device: str | Device = "auto",
+        weights: str | None = None,
+        trust_code: bool = False,
+        tile: TileSpec = None,
+        batch_size: int | None = None,
+        memory_mb: float | None = None,
+        halo: int | Sequence[int] | None = None,
+        threads: int | None = None,
+    ):
+        self.package = package if isinstance(package, Package) else load_package(package)
+        self.device = resolve_device(device)
+        self.geometry: Geometry = build_geometry(self.package)
+        self.processing = Processing.from_description(self.package.descr, trust_code=trust_code,
+                                                      where=self.package.source)
+        self.adapter: Adapter = create_adapter(self.package, device=self.device, weights=weights,
+                                               trust_code=trust_code, threads=threads)
+        self.tile, self.batch_size, self.memory_mb = tile, batch_size, memory_mb
+        self.halo = _per_axis(halo, self.geometry.ndim, name="halo")
+        self._margin: tuple[int, ...] | None = None
+        self._nonspace: dict[str, tuple[int, ...]] = {}
+        self.last_run: RunInfo | None = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the network (and the device memory it holds)."""
+        self.adapter = None  # type: ignore[assignment]
+
+    @property
+    def weight_format(self) -> str:
+        return self.adapter.weight_format
+
+    # ---------------------------------------------------------------------------------------------- inputs
+
+    def _check_inputs(self, inputs, where) -> dict[str, np.ndarray]:
+        pkg, geo = self.package, self.geometry
+        if not isinstance(inputs, dict):
+            inputs = {next(iter(geo.inputs)): inputs}
+        missing = [t.id for t in pkg.inputs if t.id not in inputs and not t.optional]
+        unknown = [k for k in inputs if k not in geo.inputs]
+        if missing or unknown:
+            raise UserError(
+                f"the model takes inputs {', '.join(geo.inputs)}; got {', '.join(inputs) or 'none'}", path=where,
+                hint="pass one image per input with --input NAME=PATH",
+            )
+        shapes = set()
+        for name, arr in inputs.items():
+            arr = np.asarray(arr)
+            _check_image(arr, pkg.input(name), geo, where)
+            shapes.add(tuple(arr.shape[1:]))
+            inputs[name] = arr
+        if len(shapes) > 1:
+            raise UserError(f"the model's inputs must have the same spatial shape, got {sorted(shapes)}", path=where)
+        return inputs
+
+    def _preprocess(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        model_arrays, axes = {}, {}
+        for name, arr in inputs.items():
+            layout = self.geometry.inputs[name]
+            ns = layout.input_nonspace_sizes(arr.shape[0])
+            model_arrays[name] = layout.to_model(arr[None], ns)
+            axes[name] = layout.tensor.axis_ids
+        pre = self.processing.preprocess(model_arrays, axes)
+        out = {}
+        for name, arr in pre.items():
+            canon, _ = self.geometry.inputs[name].to_canonical(arr)
+            dtype = np.float32 if arr.dtype.kind == "f" else arr.dtype
+            out[name] = np.ascontiguousarray(canon[0], dtype=dtype)
+        return out
+
+    # --------------------------------------------------------------------------------------------- forward
+
+    def canonical_forward(self, batches: list) -> list:
+        """Run the network on canonical batches ``(B, C, *tile)`` (one per input), return canonical outputs."""
+        geo = self.geometry
+        model_in = []
+        for name, x in zip(geo.inputs, batches, strict=False):
+            layout = geo.inputs[name]
+            model_in.append(layout.to_model(x, layout.input_nonspace_sizes(x.shape[1])))
+        outs = self.adapter(*model_in)
+        result = []
+        for name, y in zip(geo.outputs, outs, strict=False):
+            canon, sizes = geo.outputs[name].to_canonical(y)
+            self._nonspace[name] = sizes
+            result.append(canon)
+        return result
+
+    def margin(self) -> tuple[int, ...]:
+        """Context pixels per side and axis: ``halo`` if given, else the rdf's, else the measured receptive field."""
+        if self.halo is not None:
+            return self.halo
+        if self._margin is None:
+            declared = self.geometry.declared_margin
+            if declared is not None:
+                self._margin = declared
+            else:
+                self._margin = self._measured_margin()
+        return self._margin
+
+    def _measured_margin(self) -> tuple[int, ...]:
+        geo = self.geometry
+        channels = [t.n_channels or 1 for t in self.package.inputs]
+        ratios = [g.ratio if g is not None else (1,) * geo.ndim for g in geo.output_geometry.values()]
+        radius = measure_receptive_field(
+            self.canonical_forward, channels=channels, shape=probe_shape(geo.rules), ratios=ratios
+        )
+        return tuple(_ceil_to(r, q) if q <= 32 else r for r, q in zip(radius, geo.granularity, strict=True))
+
+    # --------------------------------------------------------------------------------------------- predict
+
+    def plan(self, spatial_shape: Sequence[int], *, tile: TileSpec = None) -> tuple[TilePlan, int]:
+        """The tile plan and batch size for an image of ``spatial_shape``."""
+        geo = self.geometry
+        margin = self.margin()
+        tile = self.tile if tile is None else tile
+        budget = self._budget_voxels()
+        if tile is None:
+            max_tile = choose_tile(spatial_shape, geo.rules, margin, budget, geo.granularity)
+        else:
+            max_tile = _per_axis(tile, geo.ndim, name="tile")
+        plan = plan_tiles(shape=spatial_shape, rules=geo.rules, margins=margin, max_tile=max_tile,
+                          granularity=geo.granularity)
+        _check_secondary_rules(self.package, geo, plan)
+        if geo.batch_fixed:
+            batch = 1
+        elif self.batch_size:
+            batch = int(self.batch_size)
+        else:
+            batch = int(np.clip(budget // max(math.prod(plan.tile_shape), 1), 1, MAX_BATCH))
+        return plan, max(1, min(batch, plan.n_tiles))
+
+    def _budget_voxels(self) -> int:
+        mb = self.memory_mb
+        if mb is None:
+            mb = DEFAULT_CPU_MEMORY_MB
+            if self.device.is_cuda and self.adapter.is_torch:
+                import torch
+
+                free, _ = torch.cuda.mem_get_info(self.device.index)
+                mb = free / 2**20 / 2
+        return max(int(mb * 2**20 / BYTES_PER_VOXEL), 1)
+
+    def predict(
+        self,
+        inputs: np.ndarray | dict[str, np.ndarray],
+        *,
+        tile: TileSpec = None,
+        postprocess: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        where: object = None,
+    ) -> dict[str, np.ndarray]:
+        """Predict one image (or one image per input).
+
+        Parameters
+        ----------
+        inputs : ``(C, (Z,) Y, X)`` array, or a dict of them keyed by input id.
+        tile : overrides the predictor's tile setting for this call.
+        postprocess : apply the rdf's output post-processing (sigmoid, ...).
+        progress : called as ``progress(done, total)`` with tile counts.
+        where : file name used in error messages.
+
+        Returns
+        -------
+        dict
+            Output id -> ``(C_out, (Z,) Y, X)`` array in the engine layout.
+        """
+        if self.adapter is None:
+            raise RuntimeError("the predictor was closed")
+        inputs = self._check_inputs(dict(inputs) if isinstance(inputs, dict) else inputs, where)
+        pre = self._preprocess(inputs)
+        tile = self.tile if tile is None else tile
+        if isinstance(tile, str):
+            if tile != "whole":
+                raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
+            canon = self._predict_whole(pre, where)
+        else:
+            canon = self._predict_tiled(pre, tile=tile, progress=progress)
+        return self._finish(canon, postprocess=postprocess)
+
+    def _predict_whole(self, pre: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
+        geo = self.geometry
+        shape = next(iter(pre.values())).shape[1:]
+        bad = [f"{ax}={n} (rule {r.describe()})" for ax, n, r in zip(geo.letters, shape, geo.rules, strict=True)
+               if not r.is_valid(n)]
+        if bad:
+            raise UserError(f"whole-image prediction needs a valid input shape; {', '.join(bad)}", path=where,
+                            hint="let runner tile the image (omit --tile whole)")
+        outs = self.canonical_forward([x[None] for x in pre.values()])
+        self.last_run = RunInfo(tuple(shape), 1, 1, (0,) * geo.ndim)
+        return {name: np.asarray(o[0]) for name, o in zip(geo.outputs, outs, strict=False)}
+
+    def _predict_tiled(self, pre: dict[str, np.ndarray], *, tile, progress) -> dict[str, np.ndarray]:
+        geo = self.geometry
+        if not geo.tileable:
+            raise UserError("an output of this model does not follow the input size; it cannot be tiled",
+                            path=self.package.source, hint="use --tile whole with images of a valid size")
+        shape = next(iter(pre.values())).shape[1:]
+        plan, batch = self.plan(shape, tile=tile)
+        padded = [pad_image(x, plan, mode=geo.inputs[k].tensor.pad_mode) for k, x in pre.items()]
+        done = [0]
+
+        def on_batch(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], plan.n_tiles)
+
+        kwargs = {}
+        if self.adapter.is_torch and self.device.is_cuda:
+            padded, kwargs = _to_torch_device(padded, self.device)
+        outs = run_tiled(padded, forward=self.canonical_forward, plan=plan,
+                         outputs=list(geo.output_geometry.values()), batch_size=batch, on_batch=on_batch, **kwargs)
+        self.last_run = RunInfo(plan.tile_shape, plan.n_tiles, batch, self.margin())
+        return {name: _to_numpy(o) for name, o in zip(geo.outputs, outs, strict=False)}
+
+    def _finish(self, canon: dict[str, np.ndarray], *, postprocess: bool) -> dict[str, np.ndarray]:
+        geo = self.geometry
+        model_arrays, axes = {}, {}
+        for name, arr in canon.items():
+            layout = geo.outputs[name]
+            model_arrays[name] = layout.to_model(arr[None], self._nonspace[name])
+            axes[name] = layout.tensor.axis_ids
+        if postprocess:
+            model_arrays = self.processing.postprocess(model_arrays, axes)
+        return {name: np.ascontiguousarray(geo.outputs[name].to_canonical(arr)[0][0])
+                for name, arr in model_arrays.items()}
+
+
+def predict_array(
+    package: Package | str | Path,
+    image: np.ndarray | dict[str, np.ndarray],
+    *,
+    device: str | Device = "auto",
+    weights: str | None = None,
+    trust_code: bool = False,
+    tile: TileSpec = None,
+    batch_size: int | None = None,
+    memory_mb: float | None = None,
+    halo: int | Sequence[int] | None = None,
+    postprocess: bool = True,
+) -> dict[str, np.ndarray]:
+    """Predict one image with a package: ``(C, (Z,) Y, X)`` in, ``{output_id: (C_out, (Z,) Y, X)}`` out.
+
+    The rdf's pre/post-processing is applied (``postprocess=False`` skips the output ops); the image is tiled
+    as described in :class:`Predictor`, whose other arguments these are. ``tile="whole"`` reproduces what
+    ``bioimageio test`` computes for a test input (one pass, no padding, no cropping). To predict many images
+    create a :class:`Predictor` once instead.
+    """
+    with Predictor(package, device=device, weights=weights, trust_code=trust_code, tile=tile,
+                   batch_size=batch_size, memory_mb=memory_mb, halo=halo) as predictor:
+        return predictor.predict(image, postprocess=postprocess)
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def choose_tile(
+    shape: Sequence[int], rules, margin: Sequence[int], budget_voxels: int, granularity: Sequence[int]
+) -> list[int]:
+    """Largest tile per axis such that one tile fits ``budget_voxels`` (shrinking the longest axis first)."""
+    tiles = []
+    for s, r, m in zip(shape, rules, margin, strict=True):
+        t = r.smallest_valid_at_least(s + 2 * m)
+        tiles.append(t if t is not None else r.size)
+    stuck = [False] * len(tiles)
+    while math.prod(tiles) > budget_voxels and not all(stuck):
+        k = max((i for i in range(len(tiles)) if not stuck[i]), key=lambda i: tiles[i])
+        smaller = rules[k].largest_valid_at_most(int(tiles[k] * 0.8))
+        if smaller is None or smaller - 2 * margin[k] < max(granularity[k], 2 * margin[k], 16):
+            stuck[k] = True
+        else:
+            tiles[k] = smaller
+    return tiles
+
+
+def _check_image(arr: np.ndarray, tensor, geo: Geometry, where) -> None:
+    want = f"{tensor.axes_string} ({'/'.join(geo.letters)} spatial)"
+    if arr.ndim != geo.ndim + 1:
+        got = "3D (z, y, x)" if arr.ndim == 4 else "2D (y, x)" if arr.ndim == 3 else f"{arr.ndim - 1}D"
+        raise UserError(
+            f"the model takes {geo.ndim}D images (axes {want}) but the image is {got}", path=where,
+            hint="pass --axes if the axes were read wrongly" if arr.ndim in (3, 4) else None,
+        )
+    n = tensor.n_channels
+    if n is not None and arr.shape[0] != n:
+        more = "more" if arr.shape[0] > n else "fewer"
+        raise UserError(
+            f"the image has {arr.shape[0]} channels, {more} than the {n} input {tensor.id!r} takes "
+            f"(axes {tensor.axes_string})", path=where,
+            hint="convert the image or pass --axes if a channel axis was misread",
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise UserError("the image contains NaN or infinite values", path=where)
+
+
+def _check_secondary_rules(pkg: Package, geo: Geometry, plan: TilePlan) -> None:
+    for t in pkg.inputs[1:]:
+        layout = geo.inputs[t.id]
+        for a, size in zip(layout.space_ids, plan.tile_shape, strict=True):
+            rule = t.axis(a).rule
+            if rule.kind != "reference" and not rule.is_valid(size):
+                raise UserError(f"tile size {size} is not valid for input {t.id}.{a} ({rule.describe()})",
+                                path=pkg.source, hint="pass a --tile valid for every input")
+
+
+def _per_axis(value, ndim: int, *, name: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * ndim
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * ndim
+    if len(value) != ndim:
+        raise UserError(f"{name} needs 1 or {ndim} values for this {ndim}D model, got {len(value)}")
+    return value
+
+
+def _ceil_to(value: int, q: int) -> int:
+    return -(-int(value) // q) * q
+
+
+def _to_torch_device(padded: list[np.ndarray], device: Device):
+    import torch
+
+    dev = torch.device(str(device))
+    tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
+
+    def alloc(shape, like):
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+
+    return tensors, {"stack": torch.stack, "alloc": alloc}
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    return x.detach().cpu().numpy()
