@@ -5,6 +5,7 @@ Use
 >>> from runner.postprocessing import run_postprocessor, apply_filters
 >>> labels = run_postprocessor("watershed_bcd", prediction, {"th_binary": "auto"}, resolution=(2, 1, 1))
 >>> labels = apply_filters(labels, ["remove_small:min_size=30", "fill_holes"], prediction=prediction)
+>>> labels = run_pipeline(prediction, "watershed_bcd", {"th_distance": 0.4}, ["voronoi"])  # method + filters
 
 ``get_postprocessor(name)`` returns the :class:`PostProcessor` record (``name``, ``description``,
 ``params_model``, ``func``, ``code``, ``n_channels``, ``input``, ``overlapping``); ``list_postprocessors()`` lists
@@ -56,9 +57,11 @@ from runner.postprocessing.filtering import (
     get_filter,
     list_filters,
     parse_filter,
+    prepare_filters,
     register_filter,
 )
 from runner.postprocessing.params import Threshold, resolve_threshold
+from runner.postprocessing.pipeline import run_pipeline
 from runner.postprocessing.registry import (
     REGISTRY,
     Params,
@@ -84,9 +87,11 @@ __all__ = [
     "list_filters",
     "list_postprocessors",
     "parse_filter",
+    "prepare_filters",
     "register",
     "register_filter",
     "resolve_threshold",
+    "run_pipeline",
     "run_postprocessor",
     "validate_params",
 ]

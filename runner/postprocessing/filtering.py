@@ -136,6 +136,16 @@ def as_step(item: FilterStep | str | tuple | dict) -> FilterStep:
     raise UserError(f"cannot read filter spec {item!r}; use 'name:key=value,...' or {{'name': ..., 'params': ...}}")
 
 
+def prepare_filters(filters: Sequence[FilterStep | str | tuple | dict] | Iterable | None) -> list[tuple[Filter, BaseModel]]:
+    """Resolve and validate filter specs up front (unknown filter or bad params -> :class:`UserError`)."""
+    items = list(filters or [])
+    if all(isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], Filter) for f in items):
+        return [(flt, validate_params(flt.params_model, p, owner=f"filter {flt.name!r}")) for flt, p in items]
+    steps = [as_step(f) for f in items]
+    resolved = [(get_filter(s.name), s) for s in steps]
+    return [(flt, validate_params(flt.params_model, s.params, owner=f"filter {flt.name!r}")) for flt, s in resolved]
+
+
 def apply_filters(
     labels: np.ndarray,
     filters: Sequence[FilterStep | str | tuple | dict] | Iterable | None,
@@ -163,9 +173,7 @@ def apply_filters(
     -------
     (Z,) Y, X ndarray of uint32
     """
-    steps = [as_step(f) for f in (filters or [])]
-    resolved = [(get_filter(s.name), s) for s in steps]
-    checked = [(flt, validate_params(flt.params_model, s.params, owner=f"filter {flt.name!r}")) for flt, s in resolved]
+    checked = prepare_filters(filters)
     out = np.asarray(labels)
     if out.ndim not in (2, 3):
         raise UserError(f"filters need a (Z,)Y,X label image, got shape {out.shape}")

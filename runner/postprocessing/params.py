@@ -62,9 +62,14 @@ def resolve_threshold(value: float | str, channel: np.ndarray) -> float:
 
 def field_range(model: type[BaseModel], name: str) -> tuple[float | None, float | None]:
     """The ``(lo, hi)`` range declared on a field (``Field(ge=, le=)`` or a :class:`Range`), None where open."""
+    import typing
+
     info = model.model_fields[name]
+    metadata = list(info.metadata)
+    for arg in typing.get_args(info.annotation) or ():
+        metadata += list(getattr(arg, "__metadata__", ()))
     lo = hi = None
-    for meta in info.metadata:
+    for meta in metadata:
         lo = getattr(meta, "ge", getattr(meta, "gt", lo))
         hi = getattr(meta, "le", getattr(meta, "lt", hi))
         func = getattr(meta, "func", None)

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from runner.errors import UserError
 from runner.postprocessing import ops
-from runner.postprocessing.params import DistanceThreshold, SignedThreshold, Threshold, resolve_threshold
+from runner.postprocessing.params import DistanceThreshold, Range, SignedThreshold, Threshold, resolve_threshold
 from runner.postprocessing.registry import Params, register
 
 CODES = ("BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2")
@@ -263,6 +263,9 @@ for _code in CODES:
     _make(_code)
 
 
+SignedOrDistance = Annotated[float | Literal["auto"], AfterValidator(Range(-1.0, None))]
+
+
 class AnyCodeParams(WatershedParams):
     """Params of ``watershed``: the code plus any threshold of that code (unset = the code's default)."""
 
@@ -270,7 +273,7 @@ class AnyCodeParams(WatershedParams):
         "BCD", description="Target code of the prediction's channels, in order.")
     th_binary: Threshold | None = Field(None, description="Seeds: B above this (codes with B).")
     th_contour: Threshold | None = Field(None, description="Seeds: C below this (codes with C).")
-    th_distance: DistanceThreshold | SignedThreshold | None = Field(
+    th_distance: SignedOrDistance | None = Field(
         None, description="Seeds: D or Dv2 above this (codes with D/Dv2).")
     th_point: Threshold | None = Field(None, description="Seeds: P above this (BP).")
     th_foreground: SignedThreshold | None = Field(None, description="Foreground threshold (see the code's method).")
