@@ -35,7 +35,7 @@ class ThresholdCCParams(ForegroundParams):
 class FgWatershedParams(ForegroundParams):
     min_distance: float = Field(4.0, ge=0, le=1000, description="Seeds: distance maxima at least this far apart "
                                 "(resolution units).")
-    smooth_distance: float = Field(1.0, ge=0, le=50, description="Gaussian sigma applied to the distance map "
+    smooth_distance: float = Field(0.0, ge=0, le=50, description="Gaussian sigma applied to the distance map "
                                    "before finding maxima (breaks plateaus); 0 = off.")
     min_height: float = Field(1.0, ge=0, le=1000, description="Seeds: ignore maxima whose distance to the "
                               "background is below this (resolution units).")
