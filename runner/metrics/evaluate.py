@@ -1,0 +1,288 @@
+"""Evaluate one predicted label image against its ground truth: :func:`evaluate_image` ->
+:class:`ImageMetrics`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from runner.errors import UserError
+from runner.metrics.aji import PixelCounts, aji, aji_plus, foreground_iou, splits_and_merges
+from runner.metrics.coco import CocoRecord, coco_map, coco_record
+from runner.metrics.criteria import boundary_band, get_criterion
+from runner.metrics.matching import PairScores, ThresholdStats, match, threshold_stats
+from runner.metrics.overlap import Overlap, band_overlap, label_overlap, stack_overlap
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+AVAP_10: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+"""Thresholds of ``av_ap_50_95_10``: [0.5:0.1:0.9]."""
+AVAP_05: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+"""Thresholds of ``av_ap_50_95_05``: [0.5:0.05:0.95]."""
+
+
+@dataclass
+class Matches:
+    """The matching of one image at one threshold, with original ids."""
+
+    threshold: float
+    gt_ids: np.ndarray
+    """``(tp,)`` ids of the matched ground-truth objects (increasing)."""
+    pred_ids: np.ndarray
+    """``(tp,)`` ids of their predictions."""
+    scores: np.ndarray
+    """``(tp,)`` float64 criterion score (IoU by default) of each matched pair."""
+    unmatched_gt: np.ndarray
+    """Ids of the false negatives."""
+    unmatched_pred: np.ndarray
+    """Ids of the false positives."""
+
+
+@dataclass
+class ImageMetrics:
+    """All metrics of one image. ``per_threshold`` follows the requested thresholds."""
+
+    name: str | None
+    criterion: str
+    per_threshold: list[ThresholdStats]
+    av_ap_50_95_10: float
+    """Mean accuracy (DSB "AP") over IoU 0.5, 0.6, ..., 0.9."""
+    av_ap_50_95_05: float
+    """Mean accuracy over IoU 0.5, 0.55, ..., 0.95."""
+    aji: float
+    aji_plus: float
+    coco_map: float
+    """COCO mask mAP@[.5:.95] (no detection cap unless asked)."""
+    foreground_iou: float
+    n_splits: int
+    n_merges: int
+    n_true: int
+    n_pred: int
+    all_thresholds: dict[float, ThresholdStats] = field(repr=False, default_factory=dict)
+    """Stats at every threshold computed (the requested ones and those of the avAP means)."""
+    aji_counts: PixelCounts | None = field(repr=False, default=None)
+    aji_plus_counts: PixelCounts | None = field(repr=False, default=None)
+    foreground_counts: PixelCounts | None = field(repr=False, default=None)
+    coco: CocoRecord | None = field(repr=False, default=None)
+    gt_ids: np.ndarray | None = field(repr=False, default=None)
+    pred_ids: np.ndarray | None = field(repr=False, default=None)
+    _tp: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
+
+    @property
+    def thresholds(self) -> list[float]:
+        return [s.iou for s in self.per_threshold]
+
+    def at(self, threshold: float) -> ThresholdStats:
+        """The stats at ``threshold`` (any of :attr:`all_thresholds`)."""
+        try:
+            return self.all_thresholds[_key(threshold)]
+        except KeyError:
+            raise KeyError(
+                f"threshold {threshold} was not evaluated; available: {sorted(self.all_thresholds)}"
+            ) from None
+
+    def matches(self, threshold: float) -> Matches:
+        """Matched pairs ``(gt id, pred id, score)`` and unmatched ids at ``threshold``."""
+        key = _key(threshold)
+        if key not in self._tp:
+            raise KeyError(f"no matches kept for threshold {threshold}; available: {sorted(self._tp)}")
+        rows, cols, scores = self._tp[key]
+        gt_left = np.ones(len(self.gt_ids), bool)
+        gt_left[rows] = False
+        pred_left = np.ones(len(self.pred_ids), bool)
+        pred_left[cols] = False
+        return Matches(
+            threshold,
+            self.gt_ids[rows],
+            self.pred_ids[cols],
+            scores,
+            self.gt_ids[gt_left],
+            self.pred_ids[pred_left],
+        )
+
+    def as_row(self) -> dict:
+        """Flat ``{column: value}`` for ``metrics_per_image.csv`` (per-threshold columns as ``name@t``)."""
+        row = {"image": self.name, "n_true": self.n_true, "n_pred": self.n_pred}
+        for key in (
+            "av_ap_50_95_10",
+            "av_ap_50_95_05",
+            "aji",
+            "aji_plus",
+            "coco_map",
+            "foreground_iou",
+            "n_splits",
+            "n_merges",
+        ):
+            row[key] = getattr(self, key)
+        for s in self.per_threshold:
+            for key in (
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+                "panoptic_quality",
+                "sq",
+                "rq",
+                "mean_matched_iou",
+                "mean_true_score",
+                "tp",
+                "fp",
+                "fn",
+            ):
+                row[f"{key}@{s.iou:g}"] = getattr(s, key)
+        return row
+
+
+def _key(threshold: float) -> float:
+    return round(float(threshold), 9)
+
+
+def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+    values = tuple(float(t) for t in thresholds)
+    if not values:
+        raise UserError("give at least one threshold")
+    bad = [t for t in values if not (0 < t <= 1)]
+    if bad:
+        raise UserError(f"thresholds must lie in (0, 1], got {bad}")
+    return values
+
+
+def _as_labels(array, what: str, name: str | None) -> np.ndarray:
+    from runner.io import as_label_array
+
+    return np.ascontiguousarray(as_label_array(array, where=name or what))
+
+
+def evaluate_image(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    criterion: str = "iou",
+    overlapping: bool = False,
+    boundary_width: float = 2.0,
+    confidence: np.ndarray | None = None,
+    coco_max_dets: int | None = None,
+    split_fraction: float = 0.5,
+    score_dtype: Literal["float32", "float64"] = "float32",
+    name: str | None = None,
+) -> ImageMetrics:
+    """All instance-segmentation metrics of one image.
+
+    Parameters
+    ----------
+    gt, pred : (Y, X) or (Z, Y, X) ndarray of uint
+        Label images (0 = background), or with ``overlapping=True`` stacks ``(N, (Z,) Y, X)`` holding one
+        object per plane (the id of an object is its plane number + 1). Shapes must agree (except N).
+    thresholds : sequence of float
+        Matching thresholds in (0, 1] reported in ``per_threshold``.
+    criterion : str
+        ``iou`` (default), ``ior`` (over the ground truth), ``iop`` (over the prediction) or ``boundary_iou``;
+        see :mod:`runner.metrics.criteria`. AJI, AJI+, foreground IoU and split/merge counts always use the
+        masks.
+    boundary_width : float
+        Band width in pixels for ``boundary_iou``.
+    confidence : (n_pred,) ndarray, optional
+        Confidence of each predicted object (increasing id order) for COCO mAP; all equal when None.
+    coco_max_dets : int, optional
+        COCO's detection cap (100 in pycocotools); None (default) keeps every detection.
+    split_fraction : float
+        Fraction of a predicted (ground-truth) object that must lie inside a ground-truth (predicted) object
+        to count towards a split (merge).
+    score_dtype : {"float32", "float64"}
+        Precision in which scores are thresholded and summed. ``float32`` reproduces
+        ``stardist.matching.matching`` exactly; ``float64`` thresholds the exact ratios (they differ by <
+        1e-7).
+    name : str, optional
+        Image name, used in reports and error messages.
+    """
+    thresholds = _check_thresholds(thresholds)
+    crit = get_criterion(criterion)
+    if score_dtype not in ("float32", "float64"):
+        raise ValueError("score_dtype must be 'float32' or 'float64'")
+    gt = _as_labels(gt, "ground truth", name)
+    pred = _as_labels(pred, "prediction", name)
+    _check_shapes(gt, pred, overlapping, name)
+    ov = stack_overlap(gt, pred) if overlapping else label_overlap(gt, pred)
+    scored = _criterion_overlap(ov, gt, pred, crit, boundary_width, overlapping)
+    score = crit.score(scored)
+    pairs = PairScores(
+        scored.rows, scored.cols, score, score.astype(np.dtype(score_dtype)), ov.n_true, ov.n_pred
+    )
+    computed = {_key(t): t for t in (*AVAP_05, *thresholds)}  # the user's value wins for equal keys
+    stats: dict[float, ThresholdStats] = {}
+    kept: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for key, t in sorted(computed.items()):
+        tp_pairs = match(pairs, t)
+        stats[key] = threshold_stats(pairs, tp_pairs, t)
+        kept[key] = (pairs.rows[tp_pairs], pairs.cols[tp_pairs], pairs.score[tp_pairs])
+    if confidence is not None and len(confidence) != ov.n_pred:
+        raise UserError(f"{len(confidence)} confidences given for {ov.n_pred} predicted objects", path=name)
+    record = coco_record(
+        scored.rows, scored.cols, score, ov.n_true, ov.n_pred, confidence=confidence, max_dets=coco_max_dets
+    )
+    aji_c, ajip_c, fg_c = aji(ov), aji_plus(ov), foreground_iou(ov)
+    n_splits, n_merges = splits_and_merges(ov, fraction=split_fraction)
+    return ImageMetrics(
+        name=name,
+        criterion=crit.name,
+        per_threshold=[stats[_key(t)] for t in thresholds],
+        av_ap_50_95_10=float(np.mean([stats[_key(t)].accuracy for t in AVAP_10])),
+        av_ap_50_95_05=float(np.mean([stats[_key(t)].accuracy for t in AVAP_05])),
+        aji=aji_c.value,
+        aji_plus=ajip_c.value,
+        coco_map=coco_map([record]),
+        foreground_iou=fg_c.value,
+        n_splits=n_splits,
+        n_merges=n_merges,
+        n_true=ov.n_true,
+        n_pred=ov.n_pred,
+        all_thresholds=stats,
+        aji_counts=aji_c,
+        aji_plus_counts=ajip_c,
+        foreground_counts=fg_c,
+        coco=record,
+        gt_ids=ov.gt_ids,
+        pred_ids=ov.pred_ids,
+        _tp=kept,
+    )
+
+
+def _check_shapes(gt: np.ndarray, pred: np.ndarray, overlapping: bool, name: str | None) -> None:
+    if overlapping:
+        if gt.ndim not in (3, 4) or pred.ndim != gt.ndim or gt.shape[1:] != pred.shape[1:]:
+            raise UserError(
+                f"overlapping stacks must be (N, (Z,) Y, X) with equal planes; ground truth "
+                f"{gt.shape}, prediction {pred.shape}",
+                path=name,
+            )
+    elif gt.shape != pred.shape or gt.ndim not in (2, 3):
+        raise UserError(
+            f"prediction has shape {pred.shape} but its ground truth has shape {gt.shape}",
+            path=name,
+            hint="both must be (Y, X) or (Z, Y, X) label images of the same size",
+        )
+
+
+def _criterion_overlap(ov: Overlap, gt, pred, crit, width: float, overlapping: bool) -> Overlap:
+    if not crit.boundary:
+        return ov
+    if overlapping:
+        gb = np.stack([boundary_band(p, width) for p in gt]) if len(gt) else gt
+        pb = np.stack([boundary_band(p, width) for p in pred]) if len(pred) else pred
+        bands = stack_overlap(gb, pb)
+        # empty planes were skipped in both; every object keeps a non-empty band, so ids line up
+        return Overlap(
+            ov.gt_ids,
+            ov.pred_ids,
+            bands.gt_sizes,
+            bands.pred_sizes,
+            bands.rows,
+            bands.cols,
+            bands.inter,
+            bands.fg_intersection,
+            bands.fg_union,
+        )
+    return band_overlap(boundary_band(gt, width), boundary_band(pred, width), ov)

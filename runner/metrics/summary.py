@@ -1,0 +1,108 @@
+"""Dataset aggregation of :class:`~runner.metrics.evaluate.ImageMetrics`, both ways, into the ``summary.json``
+dict.
+
+* ``pooled``: every image's objects counted together - TP/FP/FN and matched-score sums are added over images
+  first, then the ratios are taken; AJI/AJI+/foreground IoU divide summed pixel counts; COCO mAP ranks all
+  detections of all images together (as pycocotools does for a dataset); split/merge counts are totals.
+* ``per_image_mean``: each metric is computed per image and then averaged (every image weighs the same);
+  TP/FP/FN and split/merge counts are still totals.
+
+``summary["pooled"]["per_threshold"][i]["accuracy"]`` is the pooled DSB2018 "AP" at the i-th threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from runner.errors import UserError
+from runner.metrics.aji import PixelCounts
+from runner.metrics.coco import coco_map
+from runner.metrics.evaluate import AVAP_05, AVAP_10, ImageMetrics, _key
+from runner.metrics.matching import pooled_stats
+
+PER_THRESHOLD_KEYS = (
+    "iou",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "accuracy",
+    "f1",
+    "panoptic_quality",
+    "mean_matched_iou",
+)
+IMAGE_KEYS = (
+    "av_ap_50_95_10",
+    "av_ap_50_95_05",
+    "aji",
+    "aji_plus",
+    "coco_map",
+    "foreground_iou",
+    "n_splits",
+    "n_merges",
+)
+_RATIO_KEYS = ("precision", "recall", "accuracy", "f1", "panoptic_quality", "mean_matched_iou")
+
+
+def _pooled_counts(counts: list[PixelCounts | None]) -> float:
+    inter = sum(c.intersection for c in counts if c is not None)
+    union = sum(c.union for c in counts if c is not None)
+    return PixelCounts(inter, union).value
+
+
+def summarize(images: Sequence[ImageMetrics]) -> dict:
+    """Aggregate per-image metrics into the ``summary.json`` structure (see the module docstring).
+
+    All images must have been evaluated at the same thresholds with the same criterion.
+    """
+    images = list(images)
+    if not images:
+        raise UserError("no images to summarise")
+    thresholds = images[0].thresholds
+    for im in images[1:]:
+        if [_key(t) for t in im.thresholds] != [_key(t) for t in thresholds] or im.criterion != images[
+            0
+        ].criterion:
+            raise ValueError(f"image {im.name!r} was evaluated with other thresholds or another criterion")
+    pooled_at = {_key(t): pooled_stats([im.at(t) for im in images], t) for t in (*thresholds, *AVAP_05)}
+    pooled = {
+        "per_threshold": [
+            {k: _plain(getattr(pooled_at[_key(t)], k)) for k in PER_THRESHOLD_KEYS} for t in thresholds
+        ],
+        "av_ap_50_95_10": float(np.mean([pooled_at[_key(t)].accuracy for t in AVAP_10])),
+        "av_ap_50_95_05": float(np.mean([pooled_at[_key(t)].accuracy for t in AVAP_05])),
+        "aji": _pooled_counts([im.aji_counts for im in images]),
+        "aji_plus": _pooled_counts([im.aji_plus_counts for im in images]),
+        "coco_map": coco_map([im.coco for im in images if im.coco is not None]),
+        "foreground_iou": _pooled_counts([im.foreground_counts for im in images]),
+        "n_splits": int(sum(im.n_splits for im in images)),
+        "n_merges": int(sum(im.n_merges for im in images)),
+    }
+    mean_rows = []
+    for i, t in enumerate(thresholds):
+        stats = [im.per_threshold[i] for im in images]
+        row = {
+            "iou": float(t),
+            "tp": sum(s.tp for s in stats),
+            "fp": sum(s.fp for s in stats),
+            "fn": sum(s.fn for s in stats),
+        }
+        row.update({k: float(np.mean([getattr(s, k) for s in stats])) for k in _RATIO_KEYS})
+        mean_rows.append({k: row[k] for k in PER_THRESHOLD_KEYS})
+    per_image_mean = {"per_threshold": mean_rows}
+    per_image_mean.update({k: float(np.mean([getattr(im, k) for im in images])) for k in IMAGE_KEYS[:6]})
+    per_image_mean["n_splits"] = pooled["n_splits"]
+    per_image_mean["n_merges"] = pooled["n_merges"]
+    return {
+        "n_images": len(images),
+        "criterion": images[0].criterion,
+        "pooled": pooled,
+        "per_image_mean": per_image_mean,
+    }
+
+
+def _plain(value):
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
