@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from runner.errors import UserError
 from runner.postprocessing import ops
@@ -46,6 +46,11 @@ class ClassicalParams(Params):
                                 "units).")
     fill_holes: bool = Field(True, description="Fill holes in the foreground mask before splitting.")
     min_size: int = Field(20, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this.")
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _none_word(cls, v):
+        return "none" if v is None else v  # the CLI reads split=none as None
 
 
 def _check(image: np.ndarray, params: ClassicalParams) -> None:
