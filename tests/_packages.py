@@ -43,6 +43,18 @@ class TinyNet(nn.Module):
         return self.out_up(self.dec(torch.cat([e, m], dim=1)))
 
 
+class TwoInputNet(nn.Module):
+    """Two image inputs (concatenated along channels) into a TinyNet."""
+
+    def __init__(self, ndim: int = 2, in_channels: int = 2, out_channels: int = 2, upsample_output: int = 1):
+        super().__init__()
+        self.net = TinyNet(ndim=ndim, in_channels=in_channels, out_channels=out_channels,
+                           upsample_output=upsample_output)
+
+    def forward(self, a, b):
+        return self.net(torch.cat([a, b], dim=1))
+
+
 class TinyUNet(nn.Module):
     """A U-Net-like network (two conv blocks per level, ``depth`` poolings) for benchmarks."""
 
@@ -113,8 +125,16 @@ def make_net(*, arch: str = "TinyNet", seed: int = 0, **kwargs):
     return net
 
 
+INPUT_IDS = ("raw", "aux")
+
+
+def _same_as_raw(v5, ndim):
+    return {a: v5.SizeReference(tensor_id=v5.TensorId("raw"), axis_id=v5.AxisId(a)) for a in "zyx"[-ndim:]}
+
+
 def _axes_in(v5, ndim, in_channels, size_rule):
-    space = [v5.SpaceInputAxis(id=v5.AxisId(a), size=size_rule) for a in "zyx"[-ndim:]]
+    space = [v5.SpaceInputAxis(id=v5.AxisId(a), size=size_rule[a] if isinstance(size_rule, dict) else size_rule)
+             for a in "zyx"[-ndim:]]
     return [v5.BatchAxis(), v5.ChannelAxis(channel_names=[v5.Identifier(f"c{i}") for i in range(in_channels)]),
             *space]
 
@@ -149,6 +169,7 @@ def build_package(
     runner_config: dict | None = None,
     test_shape: tuple[int, ...] | None = None,
     make_zip: bool = False,
+    n_inputs: int = 1,
     seed: int = 0,
 ) -> BuiltPackage:
     """Write a package folder (and ``<folder>.zip`` with ``make_zip``); see the module docstring."""
@@ -159,8 +180,10 @@ def build_package(
     folder = Path(folder)
     work = folder.with_name(folder.name + "_src")
     work.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(ndim=ndim, in_channels=in_channels, out_channels=out_channels, **(arch_kwargs or {}))
-    if arch == "TinyNet":
+    if n_inputs == 2:
+        arch = "TwoInputNet"
+    kwargs = dict(ndim=ndim, in_channels=in_channels * n_inputs, out_channels=out_channels, **(arch_kwargs or {}))
+    if arch in ("TinyNet", "TwoInputNet"):
         kwargs["upsample_output"] = upsample_output
     net = make_net(arch=arch, seed=seed, **kwargs)
     if fixed is not None:
@@ -170,12 +193,13 @@ def build_package(
         size_rule = v5.ParameterizedSize(min=min_size, step=step)
     tshape = test_shape or ((fixed or (min_size + 2 * step)),) * ndim
     rng = np.random.default_rng(seed)
-    x = rng.normal(10.0, 3.0, size=(1, in_channels, *tshape)).astype(np.float32)
-    y = _reference_output(net, x, preprocessing=preprocessing, sigmoid=sigmoid)
-    np.save(work / "test_input.npy", x)
+    xs = [rng.normal(10.0, 3.0, size=(1, in_channels, *tshape)).astype(np.float32) for _ in range(n_inputs)]
+    y = _reference_output(net, xs, preprocessing=preprocessing, sigmoid=sigmoid)
+    for i, x in enumerate(xs):
+        np.save(work / f"test_input{i}.npy", x)
     np.save(work / "test_output.npy", y)
     (work / "README.md").write_text("# tiny test model\n\nA tiny network for runner's tests.\n")
-    weights = _write_weights(v5, work, net, x, formats, arch, kwargs)
+    weights = _write_weights(v5, work, net, xs, formats, arch, kwargs)
     scale = 1.0 / upsample_output
     pre = []
     if preprocessing == "zero_mean_unit_variance":
@@ -190,9 +214,10 @@ def build_package(
         license="MIT",
         documentation=v5.FileDescr(source=work / "README.md"),
         inputs=[v5.InputTensorDescr(
-            id=v5.TensorId("raw"), axes=_axes_in(v5, ndim, in_channels, size_rule),
-            test_tensor=v5.FileDescr(source=work / "test_input.npy"), preprocessing=pre,
-        )],
+            id=v5.TensorId(INPUT_IDS[i]), axes=_axes_in(v5, ndim, in_channels, size_rule if i == 0 else
+                                                        _same_as_raw(v5, ndim)),
+            test_tensor=v5.FileDescr(source=work / f"test_input{i}.npy"), preprocessing=pre,
+        ) for i in range(n_inputs)],
         outputs=[v5.OutputTensorDescr(
             id=v5.TensorId("prediction"), axes=_axes_out(v5, ndim, out_channels, halo, scale),
             test_tensor=v5.FileDescr(source=work / "test_output.npy"), postprocessing=post,
@@ -213,21 +238,26 @@ def build_package(
     return BuiltPackage(folder=folder, zip=zip_path, net=net, rdf=rdf)
 
 
-def _reference_output(net, x: np.ndarray, *, preprocessing: str, sigmoid: bool) -> np.ndarray:
+def _reference_output(net, xs, *, preprocessing: str, sigmoid: bool) -> np.ndarray:
     import torch
 
-    xx = x.astype(np.float64)
-    if preprocessing == "zero_mean_unit_variance":
-        axes = tuple(range(2, x.ndim))
-        xx = (xx - xx.mean(axis=axes, keepdims=True)) / (xx.std(axis=axes, keepdims=True) + 1e-6)
+    xs = [xs] if isinstance(xs, np.ndarray) else xs
+    tensors = []
+    for x in xs:
+        xx = x.astype(np.float64)
+        if preprocessing == "zero_mean_unit_variance":
+            axes = tuple(range(2, x.ndim))
+            xx = (xx - xx.mean(axis=axes, keepdims=True)) / (xx.std(axis=axes, keepdims=True) + 1e-6)
+        tensors.append(torch.from_numpy(xx.astype(np.float32)))
     with torch.no_grad():
-        y = net(torch.from_numpy(xx.astype(np.float32))).numpy()
+        y = net(*tensors).numpy()
     return (1 / (1 + np.exp(-y))).astype(np.float32) if sigmoid else y
 
 
-def _write_weights(v5, work: Path, net, x: np.ndarray, formats, arch: str, kwargs: dict):
+def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
     import torch
 
+    x = xs[0]
     entries = {}
     parent = None
     version = v5.Version(torch.__version__.split("+")[0])
@@ -248,9 +278,64 @@ def _write_weights(v5, work: Path, net, x: np.ndarray, formats, arch: str, kwarg
     if "onnx" in formats:
         names = ["batch"] + [f"s{i}" for i in range(x.ndim - 2)]
         dyn = {0: "batch", **{i + 2: names[i + 1] for i in range(x.ndim - 2)}}
-        torch.onnx.export(net, (torch.from_numpy(x),), str(work / "weights.onnx"), input_names=["raw"],
-                          output_names=["prediction"], dynamic_axes={"raw": dyn, "prediction": dyn},
-                          opset_version=17, dynamo=False)
+        names_in = list(INPUT_IDS[: len(xs)])
+        torch.onnx.export(net, tuple(torch.from_numpy(a) for a in xs), str(work / "weights.onnx"),
+                          input_names=names_in, output_names=["prediction"],
+                          dynamic_axes={**{n: dyn for n in names_in}, "prediction": dyn}, opset_version=17,
+                          dynamo=False)
         entries["onnx"] = v5.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=17,
                                               parent=parent if parent != "onnx" else None)
     return v5.WeightsDescr(**entries)
+
+
+def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, step: int = 8, seed: int = 0) -> BuiltPackage:
+    """A format 0.4 package (2D, one input channel, two output channels, ONNX weights) written with
+    ``bioimageio.spec.model.v0_4``; loaders convert it to 0.5."""
+    from bioimageio.spec import save_bioimageio_package_as_folder
+    from bioimageio.spec.model import v0_4 as v4
+
+    folder = Path(folder)
+    work = folder.with_name(folder.name + "_src")
+    work.mkdir(parents=True, exist_ok=True)
+    net = make_net(seed=seed, ndim=2, in_channels=1, out_channels=2)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10.0, 3.0, size=(1, 1, min_size + 2 * step, min_size + 2 * step)).astype(np.float32)
+    y = _reference_output(net, x, preprocessing="zero_mean_unit_variance", sigmoid=True)
+    np.save(work / "test_input.npy", x)
+    np.save(work / "test_output.npy", y)
+    (work / "README.md").write_text("# tiny 0.4 test model\n")
+    import torch
+
+    dyn = {0: "batch", 2: "y", 3: "x"}
+    torch.onnx.export(net, (torch.from_numpy(x),), str(work / "weights.onnx"), input_names=["raw"],
+                      output_names=["prediction"], dynamic_axes={"raw": dyn, "prediction": dyn}, opset_version=17,
+                      dynamo=False)
+    descr = v4.ModelDescr(
+        name="tiny test model 0.4",
+        description="A tiny network in the 0.4 format.",
+        authors=[v4.Author(name="runner tests")],
+        cite=[v4.CiteEntry(text="runner tests", url="https://example.com")],
+        license="MIT",
+        documentation=work / "README.md",
+        timestamp="2024-01-01T00:00:00",
+        inputs=[v4.InputTensorDescr(
+            name="raw", axes="bcyx", data_type="float32",
+            shape=v4.ParameterizedInputShape(min=[1, 1, min_size, min_size], step=[0, 0, step, step]),
+            preprocessing=[v4.ZeroMeanUnitVarianceDescr(kwargs=v4.ZeroMeanUnitVarianceKwargs(mode="per_sample",
+                                                                                             axes="yx"))],
+        )],
+        outputs=[v4.OutputTensorDescr(
+            name="prediction", axes="bcyx", data_type="float32",
+            shape=v4.ImplicitOutputShape(reference_tensor="raw", scale=[1.0, 0.0, 1.0, 1.0], offset=[0, 1, 0, 0]),
+            halo=[0, 0, halo, halo], postprocessing=[v4.SigmoidDescr()],
+        )],
+        test_inputs=[work / "test_input.npy"],
+        test_outputs=[work / "test_output.npy"],
+        weights=v4.WeightsDescr(onnx=v4.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=17)),
+    )
+    if folder.exists():
+        shutil.rmtree(folder)
+    save_bioimageio_package_as_folder(descr, output_path=folder)
+    shutil.rmtree(work)
+    rdf = next(p for p in (folder / "rdf.yaml", folder / "bioimageio.yaml") if p.exists())
+    return BuiltPackage(folder=folder, zip=None, net=net, rdf=rdf)

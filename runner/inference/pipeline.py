@@ -273,6 +273,8 @@ class Predictor:
         plan, batch = self.plan(shape, tile=tile)
         padded = [pad_image(x, plan, mode=geo.inputs[k].tensor.pad_mode) for k, x in pre.items()]
         done = [0]
+        if progress is not None:
+            progress(0, plan.n_tiles)
 
         def on_batch(n: int) -> None:
             done[0] += n

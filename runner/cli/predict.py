@@ -1,0 +1,108 @@
+"""``runner predict``: run a bioimage.io model package over images, then its instance post-processor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from runner.cli._app import STATE, command
+
+
+@command("predict")
+def predict_cmd(
+    model: Path = typer.Argument(..., help="Model package: .zip, folder or rdf.yaml/bioimageio.yaml (0.4 or 0.5)."),
+    inputs: list[str] = typer.Option(None, "--input", "-i", help="Images: a file, a folder or a glob; for models "
+                                     "with several inputs NAME=PATH once per input (matched by file name)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output folder (created): instances/, "
+                                "probabilities/, measurements/, run_config.json."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    weights: str = typer.Option(None, "--weights", help="Weight format to use: onnx, torchscript or "
+                                "pytorch_state_dict (default: the fastest available for the device)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Allow running the package's own Python code "
+                                    "(needed for pytorch_state_dict weights)."),
+    tile: str = typer.Option(None, "--tile", help="Largest tile, e.g. 512 or 256,512 ((z,)y,x), or 'whole' for one "
+                             "pass without padding; default: from --memory-mb."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Tiles per forward pass."),
+    memory_mb: float = typer.Option(None, "--memory-mb", min=1, help="Activation memory budget for tiles in MiB "
+                                    "(default 1024 on CPU, half the free GPU memory)."),
+    halo: str = typer.Option(None, "--halo", help="Context pixels per tile side, e.g. 32 or 8,32,32 (default: the "
+                             "package's halo, else the network's measured receptive field)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
+    postprocess: str = typer.Option(None, "--postprocess", "-m", help="Instance post-processor (default: the "
+                                    "package's config.runner.postprocessing; see `runner postprocess --list`)."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Post-processor param key=value, repeatable."),
+    filters: list[str] = typer.Option(None, "--filter", "-f", help="Label filter NAME:key=value, repeatable."),
+    no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Write only the raw model outputs."),
+    output_tensor: str = typer.Option(None, "--output-tensor", help="Output that feeds the post-processor "
+                                      "(default: the first)."),
+    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write raw outputs to "
+                                            "probabilities/."),
+    measure: bool = typer.Option(False, "--measure", help="Write per-object measurements to measurements/*.csv."),
+    gt: Path = typer.Option(None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."),
+    axes: str = typer.Option(None, "--axes", help="Axes of the input files when metadata is missing, e.g. zyx, yxc."),
+    resolution: str = typer.Option(None, "--resolution", help="Pixel spacing (z,)y,x, e.g. 2,0.5,0.5 (default: from "
+                                   "file metadata)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Predict images with any bioimage.io model package: tiled inference on CPU or GPU, the rdf's
+    pre/post-processing, then the instance post-processor.
+
+    Example: runner predict model.zip --input images/ --output out/
+
+    Example: runner predict unet2d_nuclei_broad/ -i images/ -o out/ --postprocess fg_watershed --gt labels/
+    """
+    from loguru import logger
+
+    from runner.cli._parse import parse_floats, parse_ints, parse_params
+    from runner.errors import BatchError, UserError
+    from runner.inference.batch import PredictOptions, predict_files
+
+    logger.disable("bioimageio")
+    if not inputs or output is None:
+        raise UserError("missing " + " and ".join(n for n, v in (("--input", inputs), ("--output", output)) if not v),
+                        hint="e.g. runner predict model.zip --input images/ --output out/")
+    tile_value = tile.strip().lower() if tile else None
+    if tile_value and tile_value != "whole":
+        tile_value = list(parse_ints(tile_value, name="--tile", length=(1, 2, 3)))
+    options = PredictOptions(
+        device=device, weights=weights, trust_code=trust_code, tile=tile_value, batch_size=batch_size,
+        memory_mb=memory_mb, halo=_ints(halo, parse_ints), threads=threads, postprocess=postprocess,
+        params=parse_params(param), filters=list(filters or []), no_postprocess=no_postprocess,
+        output_tensor=output_tensor, save_probabilities=save_probabilities, measure=measure, axes=axes,
+        resolution=_floats(resolution, parse_floats), progress=not quiet,
+    )
+    try:
+        report = predict_files(model, list(inputs), output, options=options, gt=gt)
+    except BatchError as exc:
+        report = getattr(exc, "report", None)
+        if report is not None:
+            _echo_report(report, output)
+            if STATE["debug"]:
+                for name, text in report.tracebacks.items():
+                    typer.echo(f"--- {name}\n{text}", err=True)
+        raise
+    _echo_report(report, output)
+
+
+def _echo_report(report, output: Path) -> None:
+    typer.echo(f"predicted {len(report.done)} image(s) with {report.weight_format} weights on {report.device} "
+               f"in {report.seconds:.1f} s -> {output}")
+    if report.summary:
+        typer.echo(_summary_line(report.summary))
+
+
+def _ints(text, parse_ints):
+    values = parse_ints(text, name="--halo", length=(1, 2, 3))
+    return None if values is None else list(values)
+
+
+def _floats(text, parse_floats):
+    values = parse_floats(text, name="--resolution", length=(2, 3))
+    return None if values is None else list(values)
+
+
+def _summary_line(summary: dict) -> str:
+    keys = [k for k in ("f1", "precision", "recall", "ap_dsb", "panoptic_quality", "aji") if k in summary]
+    parts = [f"{k} {summary[k]:.3f}" for k in keys if isinstance(summary[k], (int, float))]
+    return "metrics: " + (", ".join(parts) if parts else "see summary.json")

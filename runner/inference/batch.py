@@ -1,0 +1,308 @@
+"""The ``runner predict`` job: images in; instance labels, raw outputs, measurements and metrics out.
+
+Layout of the output folder::
+
+    OUT/instances/<name>.tif          instance labels (uint16/uint32), unless --no-postprocess
+    OUT/probabilities/<name>.tif      raw model outputs (C,(Z,)Y,X) float32, with --save-probabilities or
+                                      --no-postprocess (one sub-folder per output for multi-output models)
+    OUT/measurements/<name>.csv       per-object measurements, with --measure
+    OUT/metrics.csv, summary.json     with --gt, as ``runner evaluate`` writes them
+    OUT/run_config.json               package, weights, device, tiling, post-processor and params used
+
+Each image's files are written atomically; a failing image is reported and skipped while the others complete,
+and the run then ends with a :class:`runner.errors.BatchError` (exit code 2) listing the failures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from runner.errors import BatchError, UserError
+from runner.inference.inputs import Job, collect_jobs
+from runner.inference.package import Package, PostprocessingChoice, load_package
+
+
+class PredictOptions(BaseModel):
+    """Everything ``runner predict`` can be told (the CLI fills this; ``run_config.json`` records it)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    weights: str | None = Field(None, description="Force a weight format: onnx, torchscript or pytorch_state_dict.")
+    trust_code: bool = Field(False, description="Allow running the package's Python source (pytorch_state_dict).")
+    tile: list[int] | Literal["whole"] | None = Field(
+        None, description="Largest tile per spatial axis (one value for all), 'whole', or None for the memory budget.")
+    batch_size: int | None = Field(None, ge=1, description="Tiles per forward pass (default from the memory budget).")
+    memory_mb: float | None = Field(None, gt=0, description="Activation memory budget in MiB for tile sizing.")
+    halo: list[int] | None = Field(None, description="Context pixels per tile side, instead of the rdf's halo.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for the framework.")
+    postprocess: str | None = Field(None, description="Post-processor name; default: the package's config.runner.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Post-processor params (override the package's).")
+    filters: list[str] = Field(default_factory=list, description="Label filters applied after the post-processor.")
+    no_postprocess: bool = Field(False, description="Write only the raw outputs.")
+    output_tensor: str | None = Field(None, description="Which output feeds the post-processor (default: first).")
+    save_probabilities: bool = Field(False, description="Also write the raw outputs to probabilities/.")
+    measure: bool = Field(False, description="Write per-object measurements to measurements/.")
+    axes: str | None = Field(None, description="Axes of the input files when their metadata is missing.")
+    resolution: list[float] | None = Field(None, description="Pixel spacing (z,)y,x; default: from the files.")
+    progress: bool = Field(True, description="Show progress bars on stderr.")
+
+
+@dataclass
+class PredictReport:
+    """What a run did."""
+
+    out: Path
+    done: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    weight_format: str = ""
+    device: str = ""
+    seconds: float = 0.0
+    summary: dict | None = None
+    tracebacks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Post:
+    """The resolved instance post-processing step (or none)."""
+
+    choice: PostprocessingChoice | None
+    processor: Any = None
+    params: Any = None
+    filters: list = field(default_factory=list)
+
+
+def resolve_postprocessing(pkg: Package, options: PredictOptions) -> _Post:
+    """The post-processor to run: ``--postprocess`` > the package's config > error (unless --no-postprocess).
+
+    ``--param`` values without ``--postprocess`` override the package's tuned params. Names and params are
+    validated here, before any image is read.
+    """
+    if options.no_postprocess:
+        return _Post(None)
+    from runner.postprocessing import get_postprocessor, prepare_filters
+
+    declared = pkg.postprocessing
+    if options.postprocess:
+        params = dict(declared.params) if declared and declared.name == options.postprocess else {}
+        choice = PostprocessingChoice(options.postprocess, {**params, **options.params})
+    elif declared is not None:
+        choice = PostprocessingChoice(declared.name, {**declared.params, **options.params})
+    else:
+        raise UserError(
+            "the package declares no instance post-processor (config.runner.postprocessing)", path=pkg.source,
+            hint="pass --postprocess NAME (e.g. fg_watershed; `runner postprocess --list` shows them) "
+                 "or --no-postprocess for raw outputs only",
+        )
+    processor = get_postprocessor(choice.name)
+    return _Post(choice, processor, processor.make_params(choice.params), prepare_filters(options.filters))
+
+
+def predict_files(
+    package: Package | str | Path,
+    inputs: list[str],
+    out: str | Path,
+    *,
+    options: PredictOptions | None = None,
+    gt: str | Path | None = None,
+) -> PredictReport:
+    """Run a package over image files and write the results folder (see the module docstring).
+
+    Parameters
+    ----------
+    package : a loaded :class:`Package` or its path.
+    inputs : ``--input`` values: a file, folder or glob, or ``NAME=PATH`` per model input.
+    out : output folder (created; existing files of the same names are replaced).
+    options : see :class:`PredictOptions`.
+    gt : folder of ground-truth label images to evaluate against.
+
+    Raises
+    ------
+    UserError
+        Before anything is written: bad package, inputs, post-processor or params.
+    BatchError
+        After the run, when some images failed (the others are written).
+    """
+    from runner.inference.pipeline import Predictor
+
+    options = options or PredictOptions()
+    start = time.perf_counter()
+    pkg = package if isinstance(package, Package) else load_package(package)
+    required = [t.id for t in pkg.inputs if not t.optional]
+    jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
+    post = resolve_postprocessing(pkg, options)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("output exists and is not a folder", path=out)
+    if not out.parent.exists():
+        raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
+    predictor = Predictor(pkg, device=options.device, weights=options.weights, trust_code=options.trust_code,
+                          tile=options.tile, batch_size=options.batch_size, memory_mb=options.memory_mb,
+                          halo=options.halo, threads=options.threads)
+    _check_output_tensor(pkg, options)
+    out.mkdir(exist_ok=True)
+    report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
+    per_image: dict[str, Any] = {}
+    with predictor, _Progress(len(jobs), enabled=options.progress) as progress:
+        for job in jobs:
+            progress.start(job.name)
+            try:
+                per_image[job.name] = _run_one(job, predictor, post, options, out, progress)
+                report.done.append(job.name)
+            except UserError as exc:
+                report.failures[job.name] = str(exc)
+            except Exception as exc:  # one broken image must not stop the batch; --debug shows the traceback
+                report.failures[job.name] = f"{type(exc).__name__}: {exc}"
+                report.tracebacks[job.name] = traceback.format_exc()
+            progress.finish()
+    if gt is not None:
+        from runner.inference.evaluation import write_evaluation
+
+        report.summary = write_evaluation(out, jobs, per_image, failures=report.failures)
+    report.seconds = time.perf_counter() - start
+    _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
+    if report.failures:
+        error = BatchError(report.failures)
+        error.report = report
+        raise error
+    return report
+
+
+def _check_output_tensor(pkg: Package, options: PredictOptions) -> None:
+    ids = [t.id for t in pkg.outputs]
+    if options.output_tensor is not None and options.output_tensor not in ids:
+        raise UserError(f"the model has no output {options.output_tensor!r}", path=pkg.source,
+                        hint=f"its outputs are {', '.join(ids)}")
+
+
+def _read_inputs(job: Job, options: PredictOptions):
+    from runner.io import read_image
+
+    images = {name: read_image(path, axes=options.axes) for name, path in job.paths.items()}
+    first = next(iter(images.values()))
+    resolution = tuple(options.resolution) if options.resolution else first.info.resolution
+    if resolution is not None and len(resolution) != first.ndim:
+        raise UserError(f"--resolution has {len(resolution)} values but the image is {first.ndim}D",
+                        path=first.info.path)
+    return images, first, resolution
+
+
+def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
+    from runner.io import write_image, write_labels
+
+    images, first, resolution = _read_inputs(job, options)
+    outputs = predictor.predict({k: im.data for k, im in images.items()}, progress=progress.tiles,
+                                where=first.info.path)
+    if options.save_probabilities or post.choice is None:
+        for oid, arr in outputs.items():
+            sub = out / "probabilities" if len(outputs) == 1 else out / "probabilities" / oid
+            sub.mkdir(parents=True, exist_ok=True)
+            write_image(sub / f"{job.name}.tif", arr.astype(np.float32, copy=False), resolution=resolution)
+    result: dict = {"resolution": resolution, "shape": first.data.shape[1:]}
+    if post.choice is None:
+        return result
+    labels = _instances(outputs, first.data, post, options, resolution, where=first.info.path)
+    (out / "instances").mkdir(exist_ok=True)
+    if labels.ndim == first.ndim:
+        write_labels(out / "instances" / f"{job.name}.tif", labels, resolution=resolution)
+    else:  # overlapping objects: one plane per object
+        from runner.io import write_tiff
+
+        write_tiff(out / "instances" / f"{job.name}.tif", labels, axes="c" + "zyx"[-first.ndim:],
+                   resolution=resolution)
+    if options.measure and labels.ndim == first.ndim:
+        from runner.measure import measure_labels
+
+        (out / "measurements").mkdir(exist_ok=True)
+        table = measure_labels(labels, image=first.data, resolution=resolution)
+        table.to_csv(out / "measurements" / f"{job.name}.csv")
+    result["labels"] = labels
+    return result
+
+
+def _instances(outputs: dict, image: np.ndarray, post: _Post, options: PredictOptions, resolution, *, where):
+    from runner.postprocessing import run_pipeline
+
+    key = options.output_tensor or next(iter(outputs))
+    source = image if post.processor.input == "image" else outputs[key]
+    try:
+        return run_pipeline(source, post.processor, post.params, post.filters, resolution=resolution)
+    except UserError as exc:
+        raise UserError(f"post-processor {post.choice.name!r} failed: {exc}", path=where) from None
+
+
+def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, gt) -> None:
+    from runner import __version__
+    from runner.io import write_text_atomic
+
+    run = predictor.last_run
+    config = {
+        "runner_version": __version__,
+        "package": {"source": str(pkg.source), "name": pkg.name, "format_version": pkg.original_format_version,
+                    "weight_formats": list(pkg.weight_formats), "targets": pkg.targets},
+        "weights": report.weight_format,
+        "device": report.device,
+        "tiling": None if run is None else {"tile": list(run.tile_shape), "batch_size": run.batch_size,
+                                            "margin": list(run.margin), "tiles_last_image": run.n_tiles},
+        "postprocessing": None if post.choice is None else {
+            "name": post.choice.name, "params": post.params.model_dump(mode="json"),
+            "filters": [{"name": f.name, "params": p.model_dump(mode="json")} for f, p in post.filters]},
+        "options": options.model_dump(mode="json"),
+        "inputs": {j.name: {k: str(v) for k, v in j.paths.items()} for j in jobs},
+        "gt": None if gt is None else str(gt),
+        "done": report.done,
+        "failures": report.failures,
+        "seconds": round(report.seconds, 3),
+    }
+    write_text_atomic(out / "run_config.json", json.dumps(config, indent=2, default=str))
+
+
+class _Progress:
+    """tqdm bars over images and over the tiles of the current image (stderr; silent when disabled)."""
+
+    def __init__(self, n_images: int, *, enabled: bool):
+        self.enabled = enabled
+        self.n_images = n_images
+        self.images = self.tile_bar = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.images = tqdm(total=self.n_images, desc="images", unit="img", position=0, dynamic_ncols=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.tile_bar is not None:
+            self.tile_bar.close()
+        if self.images is not None:
+            self.images.close()
+
+    def start(self, name: str) -> None:
+        if self.images is not None:
+            self.images.set_postfix_str(name[:40])
+
+    def tiles(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.tile_bar is None:
+            from tqdm import tqdm
+
+            self.tile_bar = tqdm(total=total, desc="tiles", unit="tile", position=1, leave=False, dynamic_ncols=True)
+        self.tile_bar.n = done
+        self.tile_bar.refresh()
+
+    def finish(self) -> None:
+        if self.tile_bar is not None:
+            self.tile_bar.close()
+            self.tile_bar = None
+        if self.images is not None:
+            self.images.update(1)
