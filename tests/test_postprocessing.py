@@ -118,7 +118,9 @@ def test_foreground_methods(ndim, blobs3d):
     assert m_ws.accuracy >= 0.85
     assert m_ws.accuracy > m_cc.accuracy  # touching objects: components merge them, the watershed splits
     separate = random_blobs(gt.shape, 8, radius=(6.0, 9.0), touching=False, seed=3)
-    m = matching(separate, run_postprocessor("threshold_cc", (separate > 0).astype(np.float32)[None]), thresh=0.5)
+    m = matching(
+        separate, run_postprocessor("threshold_cc", (separate > 0).astype(np.float32)[None]), thresh=0.5
+    )
     assert m.accuracy == 1.0
 
 
@@ -184,7 +186,12 @@ def test_registry_lists_and_registers():
 @pytest.mark.parametrize(
     ("name", "pred", "params", "match"),
     [
-        ("no_such_method", np.zeros((3, 8, 8)), None, "unknown post-processor 'no_such_method'; known: .*watershed_bcd"),
+        (
+            "no_such_method",
+            np.zeros((3, 8, 8)),
+            None,
+            "unknown post-processor 'no_such_method'; known: .*watershed_bcd",
+        ),
         ("watershed_bcd", np.zeros((2, 8, 8)), None, "needs the 3 channels BCD, but the prediction has 2"),
         ("watershed_bcd", np.zeros((3, 8, 8)), {"th_bianry": 0.5}, "th_bianry: unknown param"),
         ("watershed_bcd", np.zeros((3, 8, 8)), {"th_binary": 1.5}, "th_binary: must be <= 1.0"),

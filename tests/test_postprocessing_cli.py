@@ -38,8 +38,20 @@ def preds2d(tmp_path):
 def test_postprocess_writes_labels_and_config(preds2d, tmp_path):
     folder, truth = preds2d
     out = tmp_path / "out"
-    res = run("postprocess", folder, "--method", "watershed_bcd", "--param", "th_distance=auto",
-              "--filter", "remove_small:min_size=20", "--filter", "fill_holes", "--out", out)
+    res = run(
+        "postprocess",
+        folder,
+        "--method",
+        "watershed_bcd",
+        "--param",
+        "th_distance=auto",
+        "--filter",
+        "remove_small:min_size=20",
+        "--filter",
+        "fill_holes",
+        "--out",
+        out,
+    )
     assert res.exit_code == 0, res.output
     for name, gt in truth.items():
         labels = tifffile.imread(out / f"{name}.tif")
@@ -52,7 +64,9 @@ def test_postprocess_writes_labels_and_config(preds2d, tmp_path):
 
 def test_postprocess_debug_maps(preds2d, tmp_path):
     folder, truth = preds2d
-    res = run("postprocess", folder, "-m", "watershed_bcd", "--debug-dir", tmp_path / "dbg", "-o", tmp_path / "o")
+    res = run(
+        "postprocess", folder, "-m", "watershed_bcd", "--debug-dir", tmp_path / "dbg", "-o", tmp_path / "o"
+    )
     assert res.exit_code == 0, res.output
     for key in ("seeds", "foreground", "surface"):
         arr = tifffile.imread(tmp_path / "dbg" / key / "img0.tif")
@@ -65,9 +79,21 @@ def test_postprocess_3d_resolution_from_flag(tmp_path):
     gt = random_blobs((20, 48, 48), 6, radius=(6.0, 8.0), seed=3)
     res_zyx = (2.0, 1.0, 1.0)
     (tmp_path / "p").mkdir()
-    write_tiff(tmp_path / "p" / "vol.tif", make_targets(gt, "BC", TargetOptions(resolution=res_zyx)), axes="czyx")
-    res = run("postprocess", tmp_path / "p", "-m", "watershed_bc", "--resolution", "2,1,1",
-              "-f", "z_median:size=3", "-o", tmp_path / "o")
+    write_tiff(
+        tmp_path / "p" / "vol.tif", make_targets(gt, "BC", TargetOptions(resolution=res_zyx)), axes="czyx"
+    )
+    res = run(
+        "postprocess",
+        tmp_path / "p",
+        "-m",
+        "watershed_bc",
+        "--resolution",
+        "2,1,1",
+        "-f",
+        "z_median:size=3",
+        "-o",
+        tmp_path / "o",
+    )
     assert res.exit_code == 0, res.output
     with tifffile.TiffFile(tmp_path / "o" / "vol.tif") as tif:
         labels = tif.asarray()
@@ -79,7 +105,9 @@ def test_postprocess_classical_on_raw_images(tmp_path):
     gt = random_blobs((128, 128), 12, radius=(6.0, 10.0), touching=False, seed=2)
     (tmp_path / "raw").mkdir()
     write_tiff(tmp_path / "raw" / "a.tif", render(gt, seed=2), axes="yx")
-    res = run("postprocess", tmp_path / "raw", "--method", "classical", "-p", "split=none", "-o", tmp_path / "o")
+    res = run(
+        "postprocess", tmp_path / "raw", "--method", "classical", "-p", "split=none", "-o", tmp_path / "o"
+    )
     assert res.exit_code == 0, res.output
     assert matching(gt, tifffile.imread(tmp_path / "o" / "a.tif"), thresh=0.5).accuracy >= 0.9
 
@@ -87,8 +115,17 @@ def test_postprocess_classical_on_raw_images(tmp_path):
 def test_postprocess_list():
     res = run("postprocess", "--list")
     assert res.exit_code == 0
-    for name in ("watershed_bcd", "watershed_dv2", "fg_watershed", "threshold_cc", "classical", "voronoi",
-                 "repair_large", "th_distance", "min_seed_size"):
+    for name in (
+        "watershed_bcd",
+        "watershed_dv2",
+        "fg_watershed",
+        "threshold_cc",
+        "classical",
+        "voronoi",
+        "repair_large",
+        "th_distance",
+        "min_seed_size",
+    ):
         assert name in res.output
     assert "[0, 1] or auto" in res.output
 

@@ -152,6 +152,8 @@ def test_properties_filter():
     assert set(np.unique(out)) == {0, 1, 2}
     out = apply_filters(labels, ["properties:remove_if=npixels lt 10;circularity lt 0.3"])
     assert set(np.unique(out)) == {0, 1}
+    both = apply_filters(labels, ["properties:remove_if=npixels gt 50,circularity lt 0.3"])  # comma = and
+    assert set(np.unique(both)) == {0, 1, 3}
     with pytest.raises(UserError, match="unknown property 'roundness'"):
         apply_filters(labels, ["properties:remove_if=roundness lt 3"])
 
@@ -169,6 +171,8 @@ def test_parse_filter_syntax():
     assert step.params == {"channels": [0, 1], "threshold": "auto"}
     step = parse_filter("properties:remove_if=npixels<=10,circularity<0.5")
     assert step.params == {"remove_if": "npixels<=10,circularity<0.5"}
+    step = parse_filter("properties:remove_if=npixels lt 10,circularity lt 0.5,fill=1")
+    assert step.params == {"remove_if": "npixels lt 10,circularity lt 0.5", "fill": 1}
     with pytest.raises(UserError, match="key=value"):
         parse_filter("remove_small:30")
 
@@ -190,8 +194,16 @@ def test_filter_bad_input(three_objects, spec, match):
 
 def test_every_filter_documented():
     names = {f.name for f in list_filters()}
-    assert {"remove_small", "remove_large", "fill_holes", "z_median", "yz_median", "repair_large", "voronoi",
-            "properties"} <= names
+    assert {
+        "remove_small",
+        "remove_large",
+        "fill_holes",
+        "z_median",
+        "yz_median",
+        "repair_large",
+        "voronoi",
+        "properties",
+    } <= names
     for flt in list_filters():
         assert flt.description
         for field in flt.params_model.model_fields.values():

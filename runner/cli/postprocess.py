@@ -20,22 +20,35 @@ FILTER_HELP = (
 
 @command("postprocess")
 def postprocess_cmd(
-    pred_dir: Path = typer.Argument(None, help="Folder of prediction TIFFs with axes c,(z,)y,x (raw images for "
-                                    "--method classical), or one file."),
+    pred_dir: Path = typer.Argument(
+        None,
+        help="Folder of prediction TIFFs with axes c,(z,)y,x (raw images for "
+        "--method classical), or one file.",
+    ),
     method: str = typer.Option(None, "--method", "-m", help="Post-processor name (see --list)."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="Method param key=value, repeatable "
-                                    "(thresholds accept 'auto' = Otsu)."),
+    param: list[str] = typer.Option(
+        None, "--param", "-p", help="Method param key=value, repeatable (thresholds accept 'auto' = Otsu)."
+    ),
     filters: list[str] = typer.Option(None, "--filter", "-f", help=FILTER_HELP),
-    resolution: str = typer.Option(None, "--resolution", help="Pixel spacing '(z,)y,x', e.g. 2,0.5,0.5; default: "
-                                   "from the file metadata, else isotropic. Lengths in params use these units."),
-    axes: str = typer.Option(None, "--axes", help="Axes of the inputs when metadata is missing, e.g. czyx, cyx, yx."),
-    debug_dir: Path = typer.Option(None, "--debug-dir", help="Also write seeds/, foreground/ and surface/ maps per "
-                                   "image here."),
+    resolution: str = typer.Option(
+        None,
+        "--resolution",
+        help="Pixel spacing '(z,)y,x', e.g. 2,0.5,0.5; default: "
+        "from the file metadata, else isotropic. Lengths in params use these units.",
+    ),
+    axes: str = typer.Option(
+        None, "--axes", help="Axes of the inputs when metadata is missing, e.g. czyx, cyx, yx."
+    ),
+    debug_dir: Path = typer.Option(
+        None, "--debug-dir", help="Also write seeds/, foreground/ and surface/ maps per image here."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder for the label TIFFs (created)."),
-    list_: bool = typer.Option(False, "--list", help="List the post-processors and filters with their params."),
+    list_: bool = typer.Option(
+        False, "--list", help="List the post-processors and filters with their params."
+    ),
 ) -> None:
-    """Turn model outputs into instance labels (marker-controlled watershed family, fg_watershed, threshold_cc,
-    PatchPerPix, or the classical pipeline on raw images), then apply filters.
+    """Turn model outputs into instance labels (marker-controlled watershed family, fg_watershed,
+    threshold_cc, PatchPerPix, or the classical pipeline on raw images), then apply filters.
 
     Example: runner postprocess preds/ --method watershed_bcd --param th_distance=0.4
     --filter remove_small:min_size=30 --out instances/
@@ -47,9 +60,11 @@ def postprocess_cmd(
         return
     missing = [n for n, v in (("PRED_DIR", pred_dir), ("--method", method), ("--out", out)) if v is None]
     if missing:
-        raise UserError(f"missing {', '.join(missing)}",
-                        hint="e.g. runner postprocess preds/ --method watershed_bcd --out instances/; --list shows "
-                        "the methods")
+        raise UserError(
+            f"missing {', '.join(missing)}",
+            hint="e.g. runner postprocess preds/ --method watershed_bcd --out instances/; --list shows "
+            "the methods",
+        )
     _run(pred_dir, method, param, filters, resolution, axes, debug_dir, out)
 
 
@@ -81,7 +96,9 @@ def _run(pred_dir, method, param, filters, resolution, axes, debug_dir, out) -> 
             image = read_image(path, axes=axes)
             res = res_override or image.info.resolution
             if res is not None and len(res) != image.ndim:
-                raise UserError(f"--resolution has {len(res)} values but the image is {image.ndim}D", path=path)
+                raise UserError(
+                    f"--resolution has {len(res)} values but the image is {image.ndim}D", path=path
+                )
             debug: dict = {}
             try:
                 labels = run_pipeline(image.data, pp, params, steps, resolution=res, debug=debug)
@@ -90,11 +107,19 @@ def _run(pred_dir, method, param, filters, resolution, axes, debug_dir, out) -> 
             _write_labels(stage / f"{stem(path)}.tif", labels, image.ndim, res, write_labels)
             if dbg_stage is not None:
                 _write_debug(dbg_stage, stem(path), debug, image.ndim, res)
-        config = {"method": pp.name, "params": params.model_dump(mode="json"),
-                  "filters": [{"name": f.name, "params": p.model_dump(mode="json")} for f, p in steps],
-                  "resolution": list(res_override) if res_override else "from file metadata", "inputs": str(pred_dir), "n_images": len(files)}
+        config = {
+            "method": pp.name,
+            "params": params.model_dump(mode="json"),
+            "filters": [{"name": f.name, "params": p.model_dump(mode="json")} for f, p in steps],
+            "resolution": list(res_override) if res_override else "from file metadata",
+            "inputs": str(pred_dir),
+            "n_images": len(files),
+        }
         write_text_atomic(stage / "postprocess.json", json.dumps(config, indent=2))
-    typer.echo(f"wrote {len(files)} label image(s) to {out}" + (f" and debug maps to {debug_dir}" if debug_dir else ""))
+    typer.echo(
+        f"wrote {len(files)} label image(s) to {out}"
+        + (f" and debug maps to {debug_dir}" if debug_dir else "")
+    )
 
 
 def _write_labels(path: Path, labels, ndim: int, res, write_labels) -> None:

@@ -8,14 +8,14 @@ Use
 >>> labels = run_pipeline(prediction, "watershed_bcd", {"th_distance": 0.4}, ["voronoi"])  # method + filters
 
 ``get_postprocessor(name)`` returns the :class:`PostProcessor` record (``name``, ``description``,
-``params_model``, ``func``, ``code``, ``n_channels``, ``input``, ``overlapping``); ``list_postprocessors()`` lists
-them; ``runner postprocess --list`` prints them with their params. Unknown names, unknown or out-of-range params,
-a wrong channel count and NaNs raise :class:`runner.errors.UserError`.
+``params_model``, ``func``, ``code``, ``n_channels``, ``input``, ``overlapping``); ``list_postprocessors()``
+lists them; ``runner postprocess --list`` prints them with their params. Unknown names, unknown or
+out-of-range params, a wrong channel count and NaNs raise :class:`runner.errors.UserError`.
 
 Registering a post-processor
 ----------------------------
-Put a module in this package (``runner/postprocessing/<anything>.py``, not starting with ``_``); every module of
-the package is imported on the first lookup, so its ``register`` calls run. Write::
+Put a module in this package (``runner/postprocessing/<anything>.py``, not starting with ``_``); every module
+of the package is imported on the first lookup, so its ``register`` calls run. Write::
 
     from pydantic import Field
     from runner.postprocessing import Params, register
@@ -30,12 +30,12 @@ the package is imported on the first lookup, so its ``register`` calls run. Writ
         return labels                             # (Z,) Y, X uint32, or (N, (Z,) Y, X) when overlapping=True
 
 Keyword arguments of :func:`register`: ``params`` (pydantic model, required), ``description`` (default: first
-docstring line), ``code`` (target code read, e.g. ``"BCD"``; sets ``n_channels``), ``n_channels`` (``None`` = any),
-``input`` (``"prediction"`` or ``"image"`` for raw images), ``overlapping`` (may return a stack), ``check``
-(``check(prediction, params)`` raising :class:`UserError` for inputs the channel count cannot judge).
-``register(PostProcessor(...))`` also works. The callable receives the prediction already checked (float32,
-finite, channel count), validated params, ``resolution`` as a tuple of floats or None, and ``debug`` as a dict to
-fill (keys ``seeds``, ``foreground``, ``surface``: arrays shaped like one channel) or None.
+docstring line), ``code`` (target code read, e.g. ``"BCD"``; sets ``n_channels``), ``n_channels`` (``None`` =
+any), ``input`` (``"prediction"`` or ``"image"`` for raw images), ``overlapping`` (may return a stack),
+``check`` (``check(prediction, params)`` raising :class:`UserError` for inputs the channel count cannot
+judge). ``register(PostProcessor(...))`` also works. The callable receives the prediction already checked
+(float32, finite, channel count), validated params, ``resolution`` as a tuple of floats or None, and ``debug``
+as a dict to fill (keys ``seeds``, ``foreground``, ``surface``: arrays shaped like one channel) or None.
 
 Thresholds are :data:`Threshold` fields (a number or ``"auto"`` = Otsu); :func:`resolve_threshold` turns them
 into numbers.

@@ -5,9 +5,11 @@ Steps (as taught in introductory bioimage-analysis courses):
 1. pick a channel (or the channel mean) and stretch it to [0, 1] between its 1st and 99.8th percentiles
    (inverted when ``objects="dark"``);
 2. optional Gaussian smoothing (``smooth``, resolution units);
-3. threshold: global Otsu, a local mean threshold over a ``local_size`` window minus ``offset``, or a fixed number;
+3. threshold: global Otsu, a local mean threshold over a ``local_size`` window minus ``offset``, or a fixed
+   number;
 4. fill holes in the mask and drop specks smaller than ``min_size``;
-5. split touching objects: ``shape`` seeds at the maxima of the distance transform (round objects), ``intensity``
+5. split touching objects: ``shape`` seeds at the maxima of the distance transform (round objects),
+   ``intensity``
    seeds at the maxima of the smoothed intensity (objects brighter in the middle), or ``none``
    (connected components);
 6. watershed from the seeds inside the mask, then drop objects smaller than ``min_size``.
@@ -27,23 +29,38 @@ from runner.postprocessing.registry import Params, register
 
 
 class ClassicalParams(Params):
-    channel: int | Literal["mean"] = Field(0, description="Image channel to segment, or 'mean' of all channels.")
-    objects: Literal["bright", "dark"] = Field("bright", description="Objects brighter or darker than the "
-                                               "background.")
-    smooth: float = Field(1.0, ge=0, le=50, description="Gaussian sigma (resolution units) before thresholding; "
-                          "0 = off.")
+    channel: int | Literal["mean"] = Field(
+        0, description="Image channel to segment, or 'mean' of all channels."
+    )
+    objects: Literal["bright", "dark"] = Field(
+        "bright", description="Objects brighter or darker than the background."
+    )
+    smooth: float = Field(
+        1.0, ge=0, le=50, description="Gaussian sigma (resolution units) before thresholding; 0 = off."
+    )
     threshold: float | Literal["otsu", "local"] = Field(
-        "otsu", description="otsu (global), local (mean over local_size minus offset), or a number in [0, 1] on "
-        "the stretched image.")
-    local_size: float = Field(31.0, gt=0, le=10000, description="Window width of the local threshold "
-                              "(resolution units).")
-    offset: float = Field(-0.05, ge=-1, le=1, description="Subtracted from the local mean (local threshold); "
-                          "negative = objects must be brighter than their surroundings.")
+        "otsu",
+        description="otsu (global), local (mean over local_size minus offset), or a number in [0, 1] on "
+        "the stretched image.",
+    )
+    local_size: float = Field(
+        31.0, gt=0, le=10000, description="Window width of the local threshold (resolution units)."
+    )
+    offset: float = Field(
+        -0.05,
+        ge=-1,
+        le=1,
+        description="Subtracted from the local mean (local threshold); "
+        "negative = objects must be brighter than their surroundings.",
+    )
     split: Literal["shape", "intensity", "none"] = Field(
-        "shape", description="Split touching objects by distance-transform maxima (shape), intensity maxima, or "
-        "not at all (connected components).")
-    min_distance: float = Field(4.0, ge=0, le=1000, description="Seeds at least this far apart (resolution "
-                                "units).")
+        "shape",
+        description="Split touching objects by distance-transform maxima (shape), intensity maxima, or "
+        "not at all (connected components).",
+    )
+    min_distance: float = Field(
+        4.0, ge=0, le=1000, description="Seeds at least this far apart (resolution units)."
+    )
     fill_holes: bool = Field(True, description="Fill holes in the foreground mask before splitting.")
     min_size: int = Field(20, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this.")
 
@@ -56,8 +73,10 @@ class ClassicalParams(Params):
 def _check(image: np.ndarray, params: ClassicalParams) -> None:
     n = image.shape[0]
     if params.channel != "mean" and not -n <= params.channel < n:
-        raise UserError(f"channel={params.channel} does not exist: the image has {n} channel(s) "
-                        f"(shape {image.shape})", hint=f"use a channel between 0 and {n - 1}, or channel=mean")
+        raise UserError(
+            f"channel={params.channel} does not exist: the image has {n} channel(s) (shape {image.shape})",
+            hint=f"use a channel between 0 and {n - 1}, or channel=mean",
+        )
     if isinstance(params.threshold, float | int) and not 0 <= params.threshold <= 1:
         raise UserError(f"threshold={params.threshold} must be otsu, local or a number in [0, 1]")
 
@@ -70,7 +89,9 @@ def stretch(image: np.ndarray, params: ClassicalParams) -> np.ndarray:
     return 1.0 - out if params.objects == "dark" else out
 
 
-def threshold_mask(img: np.ndarray, params: ClassicalParams, resolution: tuple[float, ...] | None) -> np.ndarray:
+def threshold_mask(
+    img: np.ndarray, params: ClassicalParams, resolution: tuple[float, ...] | None
+) -> np.ndarray:
     """Foreground of the smoothed, stretched image."""
     from scipy import ndimage as ndi
 
@@ -97,7 +118,11 @@ def classical(image, params: ClassicalParams, *, resolution=None, debug=None):
         seeds = ops.label_mask(fg)
         surface = -img
     else:
-        height = ops.smooth(ops.distance_inside(fg, resolution), 1.0, resolution) if params.split == "shape" else img
+        height = (
+            ops.smooth(ops.distance_inside(fg, resolution), 1.0, resolution)
+            if params.split == "shape"
+            else img
+        )
         seeds = ops.distance_peaks(np.where(fg, height, 0), params.min_distance, resolution)
         seeds[~fg] = 0
         surface = -height

@@ -1,4 +1,4 @@
-"""Human-readable listing of the post-processors and filters with their params (``runner postprocess --list``)."""
+"""Listing of the post-processors and filters with their params (``runner postprocess --list``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The filter registry: label image -> label image steps composable after any post-processor.
 
-A filter is ``f(labels, params, *, prediction=None, resolution=None, foreground=None) -> labels`` with a pydantic
-params model. Steps are given as ``FilterStep`` objects, ``(name, params)`` pairs, ``{"name": ..., "params":
-{...}}`` dicts or CLI strings ``"name:key=value,key=value"`` (see :func:`parse_filter`).
+A filter is ``f(labels, params, *, prediction=None, resolution=None, foreground=None) -> labels`` with a
+pydantic params model. Steps are given as ``FilterStep`` objects, ``(name, params)`` pairs, ``{"name": ...,
+"params": {...}}`` dicts or CLI strings ``"name:key=value,key=value"`` (see :func:`parse_filter`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ class Filter:
     params_model : type[BaseModel]
         Pydantic params (``extra="forbid"``, defaults, ranges, field descriptions).
     func : callable
-        ``func(labels, params, *, prediction=None, resolution=None, foreground=None) -> labels``; ``labels`` is
-        ``(Z,) Y, X`` uint32, ``prediction`` the ``(C, (Z,) Y, X)`` model output when known, ``foreground`` a
-        boolean mask of the method's foreground when known.
+        ``func(labels, params, *, prediction=None, resolution=None, foreground=None) -> labels``; ``labels``
+        is ``(Z,) Y, X`` uint32, ``prediction`` the ``(C, (Z,) Y, X)`` model output when known, ``foreground``
+        a boolean mask of the method's foreground when known.
     needs : str or None
         What the filter needs besides labels (``"3d"``, ``"prediction"``...), shown in the listing.
     """
@@ -61,7 +61,7 @@ FILTERS: dict[str, Filter] = {}
 def register_filter(
     name: str, *, params: type[BaseModel], description: str | None = None, needs: str | None = None
 ) -> Callable[[FilterFn], FilterFn]:
-    """Decorator registering ``func(labels, params, *, prediction=None, resolution=None, foreground=None)``."""
+    """Register ``func(labels, params, *, prediction=None, resolution=None, foreground=None)``."""
 
     def decorate(func: FilterFn) -> FilterFn:
         doc = description or (func.__doc__ or name).strip().splitlines()[0]
@@ -75,8 +75,10 @@ def get_filter(name: str) -> Filter:
     """The filter registered as ``name``; a :class:`UserError` listing the known filters otherwise."""
     _discover()
     if name not in FILTERS:
-        raise UserError(f"unknown filter {name!r}; known filters: {', '.join(sorted(FILTERS))}",
-                        hint="see `runner postprocess --list`")
+        raise UserError(
+            f"unknown filter {name!r}; known filters: {', '.join(sorted(FILTERS))}",
+            hint="see `runner postprocess --list`",
+        )
     return FILTERS[name]
 
 
@@ -89,9 +91,9 @@ def list_filters() -> list[Filter]:
 def parse_filter(text: str) -> FilterStep:
     """``"remove_small:min_size=30"`` -> ``FilterStep("remove_small", {"min_size": 30})``.
 
-    Syntax: ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE,...``. An item that is not ``key=value`` continues the previous
-    value, which makes lists and condition lists readable: ``voronoi:channels=0,1,threshold=0.5`` gives
-    ``channels=[0, 1]``; ``properties:conditions=area<50,circularity<0.5`` keeps the conditions as one string.
+    Syntax: ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE,...``. An item that is not ``key=value`` continues the
+    previous value: ``voronoi:channels=0,1,threshold=0.5`` gives ``channels=[0, 1]`` (a list when all items
+    are numbers), ``properties:remove_if=npixels lt 50,circularity lt 0.5`` keeps the text as one string.
     """
     from runner.cli._parse import parse_value
 
@@ -111,17 +113,20 @@ def parse_filter(text: str) -> FilterStep:
         elif last is not None:
             raw[last] += "," + item
         else:
-            raise UserError(f"--filter {text!r}: expected key=value, got {item!r}",
-                            hint="write e.g. remove_small:min_size=30")
+            raise UserError(
+                f"--filter {text!r}: expected key=value, got {item!r}",
+                hint="write e.g. remove_small:min_size=30",
+            )
     params: dict[str, Any] = {}
     for key, value in raw.items():
-        is_condition = any(op in value for op in ("<", ">", "==", "!="))
-        params[key] = value if is_condition else parse_value(value)
+        parsed = parse_value(value)
+        is_numbers = isinstance(parsed, list) and all(isinstance(v, int | float) for v in parsed)
+        params[key] = parsed if not isinstance(parsed, list) or is_numbers else value
     return FilterStep(name, params)
 
 
 def as_step(item: FilterStep | str | tuple | dict) -> FilterStep:
-    """Normalise one filter spec (step, CLI string, ``(name, params)`` pair or ``{"name", "params"}`` dict)."""
+    """Normalise a filter spec: step, CLI string, ``(name, params)`` pair or ``{"name", "params"}`` dict."""
     if isinstance(item, FilterStep):
         return item
     if isinstance(item, str):
@@ -131,19 +136,28 @@ def as_step(item: FilterStep | str | tuple | dict) -> FilterStep:
     if isinstance(item, dict) and "name" in item:
         extra = set(item) - {"name", "params"}
         if extra:
-            raise UserError(f"filter spec {item!r} has unknown keys {sorted(extra)}; use {{'name': ..., 'params': ...}}")
+            raise UserError(
+                f"filter spec {item!r} has unknown keys {sorted(extra)}; use {{'name': ..., 'params': ...}}"
+            )
         return FilterStep(str(item["name"]), dict(item.get("params") or {}))
-    raise UserError(f"cannot read filter spec {item!r}; use 'name:key=value,...' or {{'name': ..., 'params': ...}}")
+    raise UserError(
+        f"cannot read filter spec {item!r}; use 'name:key=value,...' or {{'name': ..., 'params': ...}}"
+    )
 
 
-def prepare_filters(filters: Sequence[FilterStep | str | tuple | dict] | Iterable | None) -> list[tuple[Filter, BaseModel]]:
+def prepare_filters(
+    filters: Sequence[FilterStep | str | tuple | dict] | Iterable | None,
+) -> list[tuple[Filter, BaseModel]]:
     """Resolve and validate filter specs up front (unknown filter or bad params -> :class:`UserError`)."""
     items = list(filters or [])
     if all(isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], Filter) for f in items):
         return [(flt, validate_params(flt.params_model, p, owner=f"filter {flt.name!r}")) for flt, p in items]
     steps = [as_step(f) for f in items]
     resolved = [(get_filter(s.name), s) for s in steps]
-    return [(flt, validate_params(flt.params_model, s.params, owner=f"filter {flt.name!r}")) for flt, s in resolved]
+    return [
+        (flt, validate_params(flt.params_model, s.params, owner=f"filter {flt.name!r}"))
+        for flt, s in resolved
+    ]
 
 
 def apply_filters(

@@ -11,17 +11,24 @@ from runner.postprocessing.registry import Params
 
 
 class RemoveSmallParams(Params):
-    min_size: int = Field(10, ge=0, le=10**12, description="Remove objects with fewer pixels/voxels than this.")
+    min_size: int = Field(
+        10, ge=0, le=10**12, description="Remove objects with fewer pixels/voxels than this."
+    )
 
 
 class RemoveLargeParams(Params):
-    max_size: int = Field(100000, ge=1, le=10**12, description="Remove objects with more pixels/voxels than this.")
+    max_size: int = Field(
+        100000, ge=1, le=10**12, description="Remove objects with more pixels/voxels than this."
+    )
 
 
 class FillHolesParams(Params):
-    max_hole_size: int | None = Field(None, ge=1, le=10**12, description="Fill only holes up to this many "
-                                      "pixels/voxels; None = any size.")
-    per_slice: bool = Field(False, description="3D labels: fill holes slice by slice (2D holes in each z plane).")
+    max_hole_size: int | None = Field(
+        None, ge=1, le=10**12, description="Fill only holes up to this many pixels/voxels; None = any size."
+    )
+    per_slice: bool = Field(
+        False, description="3D labels: fill holes slice by slice (2D holes in each z plane)."
+    )
 
 
 @register_filter("remove_small", params=RemoveSmallParams)
@@ -36,7 +43,9 @@ def remove_large(labels, params: RemoveLargeParams, **_):
     return ops.remove_small(labels, 0, max_size=params.max_size)
 
 
-def fill_holes(labels: np.ndarray, *, max_hole_size: int | None = None, only: np.ndarray | None = None) -> np.ndarray:
+def fill_holes(
+    labels: np.ndarray, *, max_hole_size: int | None = None, only: np.ndarray | None = None
+) -> np.ndarray:
     """Fill background regions enclosed by a single object with that object's id.
 
     Parameters
@@ -86,7 +95,7 @@ def fill_holes(labels: np.ndarray, *, max_hole_size: int | None = None, only: np
 
 @register_filter("fill_holes", params=FillHolesParams)
 def fill_holes_filter(labels, params: FillHolesParams, **_):
-    """Fill holes inside each object (background enclosed by one object); optional max hole size, per z slice."""
+    """Fill holes inside each object (background enclosed by one object); max hole size, per z slice."""
     if params.per_slice and labels.ndim == 3:
         return np.stack([fill_holes(s, max_hole_size=params.max_hole_size) for s in labels])
     return fill_holes(labels, max_hole_size=params.max_hole_size)
@@ -96,8 +105,9 @@ class SizeRangeParams(Params):
     """Both bounds at once (used by the tuner)."""
 
     min_size: int = Field(0, ge=0, le=10**12, description="Remove objects smaller than this.")
-    max_size: int | None = Field(None, ge=1, le=10**12, description="Remove objects larger than this; None = no "
-                                 "upper bound.")
+    max_size: int | None = Field(
+        None, ge=1, le=10**12, description="Remove objects larger than this; None = no upper bound."
+    )
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -48,16 +48,22 @@ def contacts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RepairLargeParams(Params):
-    min_size: int = Field(1000, ge=1, le=10**12, description="Objects with at least this many pixels/voxels are "
-                          "repaired.")
-    min_contact: float = Field(0.25, ge=0, le=1, description="Merge a neighbour into a large object when at least "
-                               "this fraction of the neighbour's boundary touches it (0 = any contact).")
+    min_size: int = Field(
+        1000, ge=1, le=10**12, description="Objects with at least this many pixels/voxels are repaired."
+    )
+    min_contact: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Merge a neighbour into a large object when at least "
+        "this fraction of the neighbour's boundary touches it (0 = any contact).",
+    )
     fill_holes: bool = Field(True, description="Fill holes left inside the repaired objects.")
 
 
 @register_filter("repair_large", params=RepairLargeParams)
 def repair_large(labels, params: RepairLargeParams, **_):
-    """Big-instance repair: merge neighbours that mostly border a large object into it, then fill its holes."""
+    """Big-instance repair: merge neighbours mostly bordering a large object into it, fill its holes."""
     if not labels.any():
         return labels
     sizes = np.bincount(labels.ravel())
@@ -85,13 +91,19 @@ def repair_large(labels, params: RepairLargeParams, **_):
 
 class VoronoiParams(Params):
     mask: Literal["auto", "foreground", "prediction", "all"] = Field(
-        "auto", description="Area to fill: foreground = the method's foreground mask, prediction = channels above "
-        "threshold, all = the whole image; auto = foreground when known, else prediction.")
-    channels: list[int] | None = Field(None, description="Prediction channels summed into the mask (e.g. 0,1 for "
-                                       "B+C); None = the only channel of a 1-channel prediction.")
+        "auto",
+        description="Area to fill: foreground = the method's foreground mask, prediction = channels above "
+        "threshold, all = the whole image; auto = foreground when known, else prediction.",
+    )
+    channels: list[int] | None = Field(
+        None,
+        description="Prediction channels summed into the mask (e.g. 0,1 for "
+        "B+C); None = the only channel of a 1-channel prediction.",
+    )
     threshold: Threshold = Field(0.5, description="The summed channels above this form the mask.")
-    max_distance: float | None = Field(None, gt=0, le=10**6, description="Do not grow farther than this "
-                                       "(resolution units); None = no limit.")
+    max_distance: float | None = Field(
+        None, gt=0, le=10**6, description="Do not grow farther than this (resolution units); None = no limit."
+    )
 
 
 def _voronoi_mask(labels, params: VoronoiParams, prediction, foreground) -> np.ndarray | None:
@@ -102,28 +114,36 @@ def _voronoi_mask(labels, params: VoronoiParams, prediction, foreground) -> np.n
         return None
     if mode == "foreground":
         if foreground is None:
-            raise UserError("voronoi mask=foreground needs the post-processor's foreground mask",
-                            hint="use mask=prediction with channels=..., or mask=all")
+            raise UserError(
+                "voronoi mask=foreground needs the post-processor's foreground mask",
+                hint="use mask=prediction with channels=..., or mask=all",
+            )
         return np.asarray(foreground, bool)
     if prediction is None:
-        raise UserError("voronoi needs the prediction (or the method's foreground) to know the area to fill",
-                        hint="use mask=all to fill the whole image")
+        raise UserError(
+            "voronoi needs the prediction (or the method's foreground) to know the area to fill",
+            hint="use mask=all to fill the whole image",
+        )
     channels = params.channels
     if channels is None:
         if prediction.shape[0] != 1:
-            raise UserError(f"voronoi: say which of the {prediction.shape[0]} prediction channels form the mask",
-                            hint="e.g. --filter voronoi:channels=0,1 for B+C")
+            raise UserError(
+                f"voronoi: say which of the {prediction.shape[0]} prediction channels form the mask",
+                hint="e.g. --filter voronoi:channels=0,1 for B+C",
+            )
         channels = [0]
     bad = [c for c in channels if not -prediction.shape[0] <= c < prediction.shape[0]]
     if bad:
-        raise UserError(f"voronoi channels {bad} do not exist in a prediction with {prediction.shape[0]} channels")
+        raise UserError(
+            f"voronoi channels {bad} do not exist in a prediction with {prediction.shape[0]} channels"
+        )
     total = np.sum([prediction[c] for c in channels], axis=0)
     return total > resolve_threshold(params.threshold, total)
 
 
 @register_filter("voronoi", params=VoronoiParams)
 def voronoi(labels, params: VoronoiParams, *, prediction=None, resolution=None, foreground=None):
-    """Voronoi tessellation inside the foreground: every mask pixel joins the nearest object (EDT flooding)."""
+    """Voronoi tessellation inside the foreground: each mask pixel joins the nearest object (EDT flooding)."""
     mask = _voronoi_mask(labels, params, prediction, foreground)
     if mask is not None and mask.shape != labels.shape:
         raise UserError(f"voronoi mask shape {mask.shape} does not match the labels {labels.shape}")

@@ -10,9 +10,11 @@ from runner.postprocessing.registry import Params
 
 class PropertiesParams(Params):
     remove_if: str | list[str] = Field(
-        ..., description="Conditions: 'npixels lt 100 and circularity le 0.7; area gt 5000' (';' or 'or' between "
+        ...,
+        description="Conditions: 'npixels lt 100 and circularity le 0.7; area gt 5000' (';' or 'or' between "
         "groups; an object is removed when any group holds in full). Properties as in runner measure; "
-        "mean_intensity_c<k> reads prediction channel k.")
+        "mean_intensity_c<k> reads prediction channel k.",
+    )
 
     @field_validator("remove_if")
     @classmethod

@@ -56,8 +56,10 @@ def _mode_filter(labels, rz, ry):  # pragma: no cover - compiled
 def mode_filter(labels: np.ndarray, *, z_size: int, y_size: int = 1) -> np.ndarray:
     """Most frequent id in a ``z_size`` x ``y_size`` x 1 window around each voxel of ``(Z, Y, X)`` labels."""
     if labels.ndim != 3:
-        raise UserError(f"z filtering needs 3D labels (or a 2D stack) with axes z,y,x, got shape {labels.shape}",
-                        hint="drop the z_median/yz_median filter for 2D images")
+        raise UserError(
+            f"z filtering needs 3D labels (or a 2D stack) with axes z,y,x, got shape {labels.shape}",
+            hint="drop the z_median/yz_median filter for 2D images",
+        )
     arr = np.ascontiguousarray(labels, dtype=np.uint32)
     return _mode_filter(arr, z_size // 2, y_size // 2)
 

@@ -19,37 +19,60 @@ from runner.postprocessing.registry import Params, register
 
 
 class ForegroundParams(Params):
-    channel: int = Field(0, ge=-64, le=4096, description="Channel holding the foreground probability (negative "
-                         "counts from the last).")
+    channel: int = Field(
+        0,
+        ge=-64,
+        le=4096,
+        description="Channel holding the foreground probability (negative counts from the last).",
+    )
     threshold: Threshold = Field(0.5, description="Foreground: probability above this ('auto' = Otsu).")
-    smooth: float = Field(0.0, ge=0, le=50, description="Gaussian sigma (resolution units) applied to the "
-                          "probability first; 0 = off.")
+    smooth: float = Field(
+        0.0,
+        ge=0,
+        le=50,
+        description="Gaussian sigma (resolution units) applied to the probability first; 0 = off.",
+    )
     min_size: int = Field(10, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this.")
 
 
 class ThresholdCCParams(ForegroundParams):
-    connectivity: Literal["face", "full"] = Field("face", description="Neighbourhood of connected components: "
-                                                  "face (4/6) or full (8/26).")
+    connectivity: Literal["face", "full"] = Field(
+        "face", description="Neighbourhood of connected components: face (4/6) or full (8/26)."
+    )
 
 
 class FgWatershedParams(ForegroundParams):
-    min_distance: float = Field(4.0, ge=0, le=1000, description="Seeds: distance maxima at least this far apart "
-                                "(resolution units).")
-    smooth_distance: float = Field(0.0, ge=0, le=50, description="Gaussian sigma applied to the distance map "
-                                   "before finding maxima (breaks plateaus); 0 = off.")
-    min_height: float = Field(1.0, ge=0, le=1000, description="Seeds: ignore maxima whose distance to the "
-                              "background is below this (resolution units).")
+    min_distance: float = Field(
+        4.0, ge=0, le=1000, description="Seeds: distance maxima at least this far apart (resolution units)."
+    )
+    smooth_distance: float = Field(
+        0.0,
+        ge=0,
+        le=50,
+        description="Gaussian sigma applied to the distance map "
+        "before finding maxima (breaks plateaus); 0 = off.",
+    )
+    min_height: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        description="Seeds: ignore maxima whose distance to the background is below this (resolution units).",
+    )
 
 
 def check_channel(prediction: np.ndarray, params: ForegroundParams) -> None:
     n = prediction.shape[0]
     if not -n <= params.channel < n:
-        raise UserError(f"channel={params.channel} does not exist: the prediction has {n} channel(s) "
-                        f"(shape {prediction.shape})", hint=f"use a channel between 0 and {n - 1}")
+        raise UserError(
+            f"channel={params.channel} does not exist: the prediction has {n} channel(s) "
+            f"(shape {prediction.shape})",
+            hint=f"use a channel between 0 and {n - 1}",
+        )
 
 
-def foreground_mask(prediction: np.ndarray, params: ForegroundParams,
-                    resolution: tuple[float, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+def foreground_mask(
+    prediction: np.ndarray, params: ForegroundParams, resolution: tuple[float, ...] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(probability, mask)`` of the chosen channel after optional smoothing and thresholding."""
     prob = ops.smooth(prediction[params.channel], params.smooth, resolution)
     return prob, prob > resolve_threshold(params.threshold, prob)
@@ -68,7 +91,7 @@ def threshold_cc(prediction, params: ThresholdCCParams, *, resolution=None, debu
 
 @register("fg_watershed", params=FgWatershedParams, check=check_channel)
 def fg_watershed(prediction, params: FgWatershedParams, *, resolution=None, debug=None):
-    """Foreground threshold, distance transform, distance maxima as seeds, watershed: splits touching objects."""
+    """Foreground threshold, distance transform, its maxima as seeds, watershed: splits touching objects."""
     _, fg = foreground_mask(prediction, params, resolution)
     dist = ops.smooth(ops.distance_inside(fg, resolution), params.smooth_distance, resolution)
     seeds = ops.distance_peaks(dist, params.min_distance, resolution, min_height=params.min_height)

@@ -1,7 +1,8 @@
 """Fast building blocks shared by the post-processors and filters (2D and 3D, anisotropic spacing).
 
 Labelling uses connected-components-3d, distances the ``edt`` package and flooding bioimage-cpp's watershed,
-each several times faster than the scikit-image/scipy equivalents (see ``benchmarks/bench_postprocessing.py``).
+each several times faster than the scikit-image/scipy equivalents (see
+``benchmarks/bench_postprocessing.py``).
 Lengths are in the units of ``resolution`` (pixels when it is None); sizes are pixel/voxel counts.
 """
 
@@ -59,7 +60,9 @@ def distance_to(mask: np.ndarray, resolution: tuple[float, ...] | None = None) -
     if not mask.any():
         return np.full(mask.shape, np.inf, np.float32)
     anis = spacing(resolution, mask.ndim)
-    return edt.edt(np.ascontiguousarray(~mask), anisotropy=anis, black_border=False, parallel=0).astype(np.float32)
+    return edt.edt(np.ascontiguousarray(~mask), anisotropy=anis, black_border=False, parallel=0).astype(
+        np.float32
+    )
 
 
 def distance_inside(mask: np.ndarray, resolution: tuple[float, ...] | None = None) -> np.ndarray:
@@ -67,16 +70,17 @@ def distance_inside(mask: np.ndarray, resolution: tuple[float, ...] | None = Non
     import edt
 
     anis = spacing(resolution, mask.ndim)
-    return edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=anis, black_border=False,
-                   parallel=0).astype(np.float32)
+    return edt.edt(
+        np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=anis, black_border=False, parallel=0
+    ).astype(np.float32)
 
 
 def watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Marker-controlled watershed: flood ``surface`` from ``markers`` (uint32) inside ``mask``.
 
-    Face-connected flooding; pixels the flood cannot reach (outside the mask, or in mask parts without a marker)
-    stay 0. Heights are quantised to 65,536 levels, so ties within a level are broken arbitrarily: add a small
-    tie-breaking term to plateaus (see :func:`with_tie_break`).
+    Face-connected flooding; pixels the flood cannot reach (outside the mask, or in mask parts without a
+    marker) stay 0. Heights are quantised to 65,536 levels, so ties within a level are broken arbitrarily: add
+    a small tie-breaking term to plateaus (see :func:`with_tie_break`).
     """
     from bioimage_cpp.segmentation import watershed as _ws
 
@@ -87,9 +91,10 @@ def watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray | None 
     return _ws(surface, markers, mask=mask)
 
 
-def with_tie_break(surface: np.ndarray, seeds: np.ndarray, resolution: tuple[float, ...] | None,
-                   *, weight: float = 0.01) -> np.ndarray:
-    """``surface`` plus ``weight`` x its span x the normalised distance to the seeds, so plateaus split halfway."""
+def with_tie_break(
+    surface: np.ndarray, seeds: np.ndarray, resolution: tuple[float, ...] | None, *, weight: float = 0.01
+) -> np.ndarray:
+    """``surface`` + ``weight`` x its span x the normalised distance to the seeds: plateaus split halfway."""
     dist = distance_to(seeds > 0, resolution)
     finite = np.isfinite(dist)
     if not finite.any():
@@ -99,8 +104,13 @@ def with_tie_break(surface: np.ndarray, seeds: np.ndarray, resolution: tuple[flo
     return surface + (np.where(finite, dist, top) / top) * (weight * span)
 
 
-def expand_labels(labels: np.ndarray, distance: float, *, resolution: tuple[float, ...] | None = None,
-                  mask: np.ndarray | None = None) -> np.ndarray:
+def expand_labels(
+    labels: np.ndarray,
+    distance: float,
+    *,
+    resolution: tuple[float, ...] | None = None,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """Grow every object by up to ``distance`` into the background (and inside ``mask`` when given).
 
     A distance-transform expansion: background pixels are flooded in order of their distance to the objects,
@@ -131,8 +141,9 @@ def box_radius(length: float, resolution: tuple[float, ...] | None, ndim: int) -
     return tuple(max(0, int(round(length / s))) for s in spacing(resolution, ndim))
 
 
-def distance_peaks(dist: np.ndarray, min_distance: float, resolution: tuple[float, ...] | None,
-                   *, min_height: float = 0.0) -> np.ndarray:
+def distance_peaks(
+    dist: np.ndarray, min_distance: float, resolution: tuple[float, ...] | None, *, min_height: float = 0.0
+) -> np.ndarray:
     """Labelled seeds at the local maxima of ``dist`` within a box of radius ``min_distance``.
 
     Maxima that form a plateau or lie within one pixel of each other form one seed; maxima lower than

@@ -61,7 +61,7 @@ def resolve_threshold(value: float | str, channel: np.ndarray) -> float:
 
 
 def field_range(model: type[BaseModel], name: str) -> tuple[float | None, float | None]:
-    """The ``(lo, hi)`` range declared on a field (``Field(ge=, le=)`` or a :class:`Range`), None where open."""
+    """The ``(lo, hi)`` range of a field (``Field(ge=, le=)`` or a :class:`Range`), None where open."""
     import typing
 
     info = model.model_fields[name]

@@ -46,5 +46,6 @@ def run_pipeline(
     labels = run_postprocessor(method, prediction, params, resolution=resolution, debug=maps)
     if not filters:
         return labels
-    return apply_filters(labels, filters, prediction=prediction, resolution=resolution,
-                         foreground=maps.get("foreground"))
+    return apply_filters(
+        labels, filters, prediction=prediction, resolution=resolution, foreground=maps.get("foreground")
+    )

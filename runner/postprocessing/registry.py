@@ -67,10 +67,12 @@ class PostProcessor:
     check: Callable[[np.ndarray, BaseModel], None] | None = None
 
     def make_params(self, params: dict | BaseModel | None = None) -> BaseModel:
-        """Validate ``params`` against :attr:`params_model`; a :class:`UserError` naming the bad keys otherwise."""
+        """Validate ``params`` against :attr:`params_model`; a :class:`UserError` names bad keys."""
         return validate_params(self.params_model, params, owner=f"post-processor {self.name!r}")
 
-    def __call__(self, prediction: np.ndarray, params: dict | BaseModel | None = None, **kwargs: Any) -> np.ndarray:
+    def __call__(
+        self, prediction: np.ndarray, params: dict | BaseModel | None = None, **kwargs: Any
+    ) -> np.ndarray:
         return run_postprocessor(self, prediction, params, **kwargs)
 
 
@@ -91,10 +93,10 @@ def register(
 ) -> Callable[[PostProcessFn], PostProcessFn] | PostProcessor:
     """Register a post-processor, as a decorator or with a ready :class:`PostProcessor`.
 
-    ``@register("my_method", params=MyParams, code="BC")`` above ``def f(prediction, params, *, resolution=None,
-    debug=None)``; the description defaults to the first line of the function's docstring and ``n_channels`` to
-    the number of channels of ``code``. ``register(PostProcessor(...))`` registers a record directly.
-    Registering a name twice replaces the earlier entry (so a module can be reloaded).
+    ``@register("my_method", params=MyParams, code="BC")`` above ``def f(prediction, params, *,
+    resolution=None, debug=None)``; the description defaults to the first line of the function's docstring and
+    ``n_channels`` to the number of channels of ``code``. ``register(PostProcessor(...))`` registers a record
+    directly. Registering a name twice replaces the earlier entry (so a module can be reloaded).
     """
     if isinstance(name, PostProcessor):
         REGISTRY[name.name] = name
@@ -109,8 +111,17 @@ def register(
             from runner.targets import split_code
 
             count = len(split_code(code))
-        REGISTRY[name] = PostProcessor(name=name, description=doc, params_model=params, func=func, code=code,
-                                       n_channels=count, input=input, overlapping=overlapping, check=check)
+        REGISTRY[name] = PostProcessor(
+            name=name,
+            description=doc,
+            params_model=params,
+            func=func,
+            code=code,
+            n_channels=count,
+            input=input,
+            overlapping=overlapping,
+            check=check,
+        )
         return func
 
     return decorate
@@ -133,8 +144,10 @@ def get_postprocessor(name: str) -> PostProcessor:
     """The post-processor registered as ``name``; a :class:`UserError` listing the known names otherwise."""
     _discover()
     if name not in REGISTRY:
-        raise UserError(f"unknown post-processor {name!r}; known: {', '.join(sorted(REGISTRY))}",
-                        hint="see `runner postprocess --list`")
+        raise UserError(
+            f"unknown post-processor {name!r}; known: {', '.join(sorted(REGISTRY))}",
+            hint="see `runner postprocess --list`",
+        )
     return REGISTRY[name]
 
 
@@ -145,7 +158,7 @@ def list_postprocessors() -> list[PostProcessor]:
 
 
 def validate_params(model: type[BaseModel], params: dict | BaseModel | None, *, owner: str) -> BaseModel:
-    """``params`` as an instance of ``model``; unknown keys and out-of-range values become a :class:`UserError`."""
+    """``params`` as a ``model``; unknown keys and out-of-range values become a :class:`UserError`."""
     if isinstance(params, model):
         return params
     if isinstance(params, BaseModel):
@@ -162,15 +175,21 @@ def validate_params(model: type[BaseModel], params: dict | BaseModel | None, *, 
             msg = "unknown param" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{loc}: {msg}{got}")
-        raise UserError(f"invalid params for {owner}: " + "; ".join(problems), hint=f"known params: {known}") from None
+        raise UserError(
+            f"invalid params for {owner}: " + "; ".join(problems), hint=f"known params: {known}"
+        ) from None
 
 
-def check_prediction(pp: PostProcessor, prediction: np.ndarray, resolution: tuple[float, ...] | None) -> np.ndarray:
+def check_prediction(
+    pp: PostProcessor, prediction: np.ndarray, resolution: tuple[float, ...] | None
+) -> np.ndarray:
     """Check shape, channel count, finiteness and resolution; return the prediction as float32."""
     arr = np.asarray(prediction)
     what = "image" if pp.input == "image" else "prediction"
     if arr.ndim not in (3, 4):
-        raise UserError(f"{pp.name}: the {what} must have axes c,(z,)y,x (3 or 4 dims), got shape {arr.shape}")
+        raise UserError(
+            f"{pp.name}: the {what} must have axes c,(z,)y,x (3 or 4 dims), got shape {arr.shape}"
+        )
     if pp.n_channels is not None and arr.shape[0] != pp.n_channels:
         need = f"the {pp.n_channels} channels {pp.code}" if pp.code else f"{pp.n_channels} channel(s)"
         raise UserError(
@@ -182,13 +201,17 @@ def check_prediction(pp: PostProcessor, prediction: np.ndarray, resolution: tupl
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise UserError(f"the {what} contains {bad} NaN/inf value(s)",
-                        hint="check the model output or the input image; NaNs cannot be post-processed")
+        raise UserError(
+            f"the {what} contains {bad} NaN/inf value(s)",
+            hint="check the model output or the input image; NaNs cannot be post-processed",
+        )
     if resolution is not None:
         resolution = tuple(float(r) for r in resolution)
         if len(resolution) != arr.ndim - 1 or any(r <= 0 for r in resolution):
-            raise UserError(f"resolution {resolution} must be {arr.ndim - 1} positive values (z,)y,x for a "
-                            f"{what} of shape {arr.shape}")
+            raise UserError(
+                f"resolution {resolution} must be {arr.ndim - 1} positive values (z,)y,x for a "
+                f"{what} of shape {arr.shape}"
+            )
     return arr
 
 

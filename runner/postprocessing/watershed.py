@@ -11,8 +11,9 @@ One recipe per code turns the channels into three maps:
   ``-Dv2``); ``seed_distance`` is the distance to the nearest seed, which splits a gap between two seeds
   halfway (right for BC/BCM/BP, whose seeds are the whole interior).
 
-Objects smaller than ``min_size`` pixels are removed at the end and ids renumbered ``1..n``. With ``expand > 0``
-objects grow that far into the background afterwards (BP needs it: neither B nor P covers the contour band).
+Objects smaller than ``min_size`` pixels are removed at the end and ids renumbered ``1..n``. With ``expand >
+0`` objects grow that far into the background afterwards (BP needs it: neither B nor P covers the contour
+band).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from pydantic import AfterValidator, Field
 
 from runner.errors import UserError
 from runner.postprocessing import ops
-from runner.postprocessing.params import DistanceThreshold, Range, SignedThreshold, Threshold, resolve_threshold
+from runner.postprocessing.params import (
+    DistanceThreshold,
+    Range,
+    SignedThreshold,
+    Threshold,
+    resolve_threshold,
+)
 from runner.postprocessing.registry import Params, register
 
 CODES = ("BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2")
@@ -35,15 +42,31 @@ CODES = ("BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2")
 class WatershedParams(Params):
     """Params shared by every code."""
 
-    min_seed_size: int = Field(5, ge=0, le=10**9, description="Drop seeds with fewer pixels/voxels than this.")
-    min_size: int = Field(10, ge=0, le=10**9, description="Drop final objects with fewer pixels/voxels than this.")
-    smooth: float = Field(0.0, ge=0, le=50, description="Gaussian sigma (resolution units) applied to every "
-                          "channel before thresholding; 0 = off.")
+    min_seed_size: int = Field(
+        5, ge=0, le=10**9, description="Drop seeds with fewer pixels/voxels than this."
+    )
+    min_size: int = Field(
+        10, ge=0, le=10**9, description="Drop final objects with fewer pixels/voxels than this."
+    )
+    smooth: float = Field(
+        0.0,
+        ge=0,
+        le=50,
+        description="Gaussian sigma (resolution units) applied to every "
+        "channel before thresholding; 0 = off.",
+    )
     surface: Literal["auto", "map", "seed_distance"] = Field(
-        "auto", description="Flooded heights: map = the code's distance channel (-D/-Dv2), seed_distance = "
-        "distance to the seeds; auto = map when the code has D or Dv2, else seed_distance.")
-    expand: float = Field(0.0, ge=0, le=100, description="Grow objects this far (resolution units) into the "
-                          "background after the watershed; 0 = off.")
+        "auto",
+        description="Flooded heights: map = the code's distance channel (-D/-Dv2), seed_distance = "
+        "distance to the seeds; auto = map when the code has D or Dv2, else seed_distance.",
+    )
+    expand: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Grow objects this far (resolution units) into the "
+        "background after the watershed; 0 = off.",
+    )
 
 
 class BCParams(WatershedParams):
@@ -61,9 +84,13 @@ class BCMParams(WatershedParams):
 class BCDParams(WatershedParams):
     th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
     th_contour: Threshold = Field(0.3, description="Seeds: contour probability (C) below this.")
-    th_distance: DistanceThreshold = Field(0.5, description="Seeds: distance (D, per-object 0..1) above this.")
+    th_distance: DistanceThreshold = Field(
+        0.5, description="Seeds: distance (D, per-object 0..1) above this."
+    )
     th_foreground: Threshold = Field(0.5, description="Foreground: B + C above this.")
-    th_dist_foreground: DistanceThreshold = Field(0.0, description="Foreground: D above this as well (0 = off).")
+    th_dist_foreground: DistanceThreshold = Field(
+        0.0, description="Foreground: D above this as well (0 = off)."
+    )
 
 
 class BCDv2Params(WatershedParams):
@@ -76,14 +103,20 @@ class BCDv2Params(WatershedParams):
 class BPParams(WatershedParams):
     th_point: Threshold = Field(0.5, description="Seeds: centre probability (P) above this.")
     th_foreground: Threshold = Field(0.5, description="Foreground: interior probability (B) above this.")
-    expand: float = Field(1.0, ge=0, le=100, description="Grow objects this far (resolution units) into the "
-                          "background afterwards, to restore the contour band B lacks; 0 = off.")
+    expand: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="Grow objects this far (resolution units) into the "
+        "background afterwards, to restore the contour band B lacks; 0 = off.",
+    )
 
 
 class Dv2Params(WatershedParams):
     th_distance: SignedThreshold = Field(0.5, description="Seeds: signed distance (Dv2) above this.")
-    th_foreground: SignedThreshold = Field(-0.02, description="Foreground: Dv2 above this (0 on the contour, "
-                                           "negative outside).")
+    th_foreground: SignedThreshold = Field(
+        -0.02, description="Foreground: Dv2 above this (0 on the contour, negative outside)."
+    )
 
 
 class BDv2Params(WatershedParams):
@@ -138,7 +171,9 @@ def _bcd(c: dict[str, np.ndarray], p) -> Maps:
 
 def _bcdv2(c: dict[str, np.ndarray], p) -> Maps:
     inner = _interior(c, p)
-    return Maps(inner & _above(c["Dv2"], p.th_distance), _above(c["B"] + c["C"], p.th_foreground), -c["Dv2"], inner)
+    return Maps(
+        inner & _above(c["Dv2"], p.th_distance), _above(c["B"] + c["C"], p.th_foreground), -c["Dv2"], inner
+    )
 
 
 def _bp(c: dict[str, np.ndarray], p) -> Maps:
@@ -215,8 +250,10 @@ def marker_watershed(
     if kind == "auto":
         kind = "map" if maps.height is not None else "seed_distance"
     if kind == "map" and maps.height is None:
-        raise UserError(f"surface='map' needs a distance channel, but code {code} has none",
-                        hint="use surface=seed_distance or auto")
+        raise UserError(
+            f"surface='map' needs a distance channel, but code {code} has none",
+            hint="use surface=seed_distance or auto",
+        )
     if kind == "map":
         surface = maps.height.astype(np.float32, copy=False)
     else:
@@ -231,12 +268,14 @@ def marker_watershed(
     return labels
 
 
-def _grow(surface: np.ndarray, seeds: np.ndarray, maps: Maps, resolution: tuple[float, ...] | None) -> np.ndarray:
+def _grow(
+    surface: np.ndarray, seeds: np.ndarray, maps: Maps, resolution: tuple[float, ...] | None
+) -> np.ndarray:
     """Flood ``surface`` from the seeds; with an interior mask, in two stages.
 
     Stage 1 fills the interiors (growth bounded by the interior mask), stage 2 fills the contour band of the
-    foreground by distance to the stage-1 objects, so a band shared by two objects is split halfway — exact for
-    inner contours of equal width, and independent of the per-object normalisation of D.
+    foreground by distance to the stage-1 objects, so a band shared by two objects is split halfway — exact
+    for inner contours of equal width, and independent of the per-object normalisation of D.
     """
     fg = maps.foreground | (seeds > 0)
     if maps.interior is None:
@@ -255,8 +294,12 @@ def _make(code: str) -> None:
         return marker_watershed(prediction, code, params, resolution=resolution, debug=debug)
 
     run.__name__ = f"watershed_{code.lower()}"
-    register(f"watershed_{code.lower()}", params=recipe.params, code=code,
-             description=f"Marker-controlled watershed for {code} outputs: {recipe.summary}.")(run)
+    register(
+        f"watershed_{code.lower()}",
+        params=recipe.params,
+        code=code,
+        description=f"Marker-controlled watershed for {code} outputs: {recipe.summary}.",
+    )(run)
 
 
 for _code in CODES:
@@ -270,13 +313,17 @@ class AnyCodeParams(WatershedParams):
     """Params of ``watershed``: the code plus any threshold of that code (unset = the code's default)."""
 
     code: Literal["BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2"] = Field(
-        "BCD", description="Target code of the prediction's channels, in order.")
+        "BCD", description="Target code of the prediction's channels, in order."
+    )
     th_binary: Threshold | None = Field(None, description="Seeds: B above this (codes with B).")
     th_contour: Threshold | None = Field(None, description="Seeds: C below this (codes with C).")
     th_distance: SignedOrDistance | None = Field(
-        None, description="Seeds: D or Dv2 above this (codes with D/Dv2).")
+        None, description="Seeds: D or Dv2 above this (codes with D/Dv2)."
+    )
     th_point: Threshold | None = Field(None, description="Seeds: P above this (BP).")
-    th_foreground: SignedThreshold | None = Field(None, description="Foreground threshold (see the code's method).")
+    th_foreground: SignedThreshold | None = Field(
+        None, description="Foreground threshold (see the code's method)."
+    )
     th_dist_foreground: DistanceThreshold | None = Field(None, description="Foreground: D above this (BCD).")
 
 
@@ -285,8 +332,11 @@ def _check_any(prediction: np.ndarray, params: AnyCodeParams) -> None:
 
     need = len(split_code(params.code))
     if prediction.shape[0] != need:
-        raise UserError(f"watershed with code={params.code} needs {need} channels, but the prediction has "
-                        f"{prediction.shape[0]} (shape {prediction.shape})", hint="set code= to the model's target code")
+        raise UserError(
+            f"watershed with code={params.code} needs {need} channels, but the prediction has "
+            f"{prediction.shape[0]} (shape {prediction.shape})",
+            hint="set code= to the model's target code",
+        )
 
 
 @register("watershed", params=AnyCodeParams, check=_check_any)
@@ -299,7 +349,9 @@ def watershed_any(prediction, params: AnyCodeParams, *, resolution=None, debug=N
     given = {k: v for k, v in given.items() if v is not None}
     wrong = sorted(set(given) - set(recipe.params.model_fields))
     if wrong:
-        raise UserError(f"param(s) {', '.join(wrong)} do not apply to code {params.code}",
-                        hint=f"its params: {', '.join(recipe.params.model_fields)}")
+        raise UserError(
+            f"param(s) {', '.join(wrong)} do not apply to code {params.code}",
+            hint=f"its params: {', '.join(recipe.params.model_fields)}",
+        )
     inner = validate_params(recipe.params, given, owner=f"watershed_{params.code.lower()}")
     return marker_watershed(prediction, params.code, inner, resolution=resolution, debug=debug)
