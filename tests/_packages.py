@@ -254,6 +254,16 @@ def _reference_output(net, xs, *, preprocessing: str, sigmoid: bool) -> np.ndarr
     return (1 / (1 + np.exp(-y))).astype(np.float32) if sigmoid else y
 
 
+def _onnx_export(*args, **kwargs) -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the classic exporter warns it is legacy
+        torch.onnx.export(*args, **kwargs)
+
+
 def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
     import torch
 
@@ -271,7 +281,11 @@ def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
         )
         parent = "pytorch_state_dict"
     if "torchscript" in formats:
-        torch.jit.script(net).save(str(work / "weights.torchscript"))
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.9+ calls TorchScript deprecated
+            torch.jit.script(net).save(str(work / "weights.torchscript"))
         entries["torchscript"] = v5.TorchscriptWeightsDescr(source=work / "weights.torchscript",
                                                             pytorch_version=version, parent=parent)
         parent = parent or "torchscript"
@@ -279,7 +293,7 @@ def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
         names = ["batch"] + [f"s{i}" for i in range(x.ndim - 2)]
         dyn = {0: "batch", **{i + 2: names[i + 1] for i in range(x.ndim - 2)}}
         names_in = list(INPUT_IDS[: len(xs)])
-        torch.onnx.export(net, tuple(torch.from_numpy(a) for a in xs), str(work / "weights.onnx"),
+        _onnx_export(net, tuple(torch.from_numpy(a) for a in xs), str(work / "weights.onnx"),
                           input_names=names_in, output_names=["prediction"],
                           dynamic_axes={**{n: dyn for n in names_in}, "prediction": dyn}, opset_version=17,
                           dynamo=False)
@@ -307,7 +321,7 @@ def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, 
     import torch
 
     dyn = {0: "batch", 2: "y", 3: "x"}
-    torch.onnx.export(net, (torch.from_numpy(x),), str(work / "weights.onnx"), input_names=["raw"],
+    _onnx_export(net, (torch.from_numpy(x),), str(work / "weights.onnx"), input_names=["raw"],
                       output_names=["prediction"], dynamic_axes={"raw": dyn, "prediction": dyn}, opset_version=17,
                       dynamo=False)
     descr = v4.ModelDescr(
@@ -339,3 +353,23 @@ def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, 
     shutil.rmtree(work)
     rdf = next(p for p in (folder / "rdf.yaml", folder / "bioimageio.yaml") if p.exists())
     return BuiltPackage(folder=folder, zip=None, net=net, rdf=rdf)
+
+
+def build_keras_only(folder: str | Path, *, seed: int = 0) -> Path:
+    """A 2D package whose only weights are ``keras_hdf5`` (a placeholder file: runner must refuse it before
+    reading it). Returns the package folder."""
+    from bioimageio.spec import load_description, save_bioimageio_package_as_folder
+    from bioimageio.spec.model import v0_5 as v5
+
+    folder = Path(folder)
+    base = build_package(folder.with_name(folder.name + "_base"), formats=("onnx",), seed=seed)
+    descr = load_description(base.rdf, perform_io_checks=False)
+    h5 = base.folder / "weights.h5"
+    h5.write_bytes(b"not really keras")
+    keras = v5.KerasHdf5WeightsDescr(source=h5, tensorflow_version=v5.Version("2.15"))
+    descr = descr.model_copy(update={"weights": v5.WeightsDescr(keras_hdf5=keras)})
+    if folder.exists():
+        shutil.rmtree(folder)
+    save_bioimageio_package_as_folder(descr, output_path=folder)
+    shutil.rmtree(base.folder)
+    return folder

@@ -10,6 +10,7 @@ to keep tiles on the device).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.devices import Device, ort_has_cuda
 from runner.inference.package import Package
+from runner.inference.safety import IntegrityError
 
 RUNNABLE = ("onnx", "torchscript", "pytorch_state_dict")
 CODE_FORMATS = ("pytorch_state_dict",)
@@ -114,7 +116,7 @@ def create_adapter(
                 return _torchscript_adapter(pkg, device=device, threads=threads)
             return _state_dict_adapter(pkg, device=device, threads=threads)
         except UserError as exc:
-            if weights is not None:
+            if weights is not None or isinstance(exc, IntegrityError):
                 raise
             errors.append(f"{fmt}: {exc}")
         except Exception as exc:  # a framework refusing the file: try the next format
@@ -206,7 +208,9 @@ def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None) -
 
     entry = pkg.weights_entry("torchscript")
     path = pkg.file(entry.source, sha256=entry.sha256, what="torchscript weights")
-    module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # "torch.jit.load is deprecated" (torch 2.9+)
+        module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
     return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
 
 

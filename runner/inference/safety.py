@@ -23,6 +23,10 @@ MAX_ENTRIES = 10_000
 _CHUNK = 1 << 20
 
 
+class IntegrityError(UserError):
+    """A package file is missing or does not match its sha256: never fall back to another file silently."""
+
+
 def max_unpacked_bytes() -> int:
     """The size limit in bytes: ``RUNNER_MAX_PACKAGE_BYTES`` when set, else :data:`DEFAULT_MAX_UNPACKED_BYTES`."""
     value = os.environ.get("RUNNER_MAX_PACKAGE_BYTES")
@@ -132,12 +136,12 @@ def verify_sha256(path: str | Path, expected: str | None, *, what: str = "file")
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"the package's {what} is missing", path=path, hint="the package is incomplete; re-download it")
+        raise IntegrityError(f"the package's {what} is missing", path=path, hint="the package is incomplete; re-download it")
     if expected is None:
         return
     actual = sha256_of(path)
     if actual.lower() != str(expected).lower():
-        raise UserError(
+        raise IntegrityError(
             f"sha256 mismatch for the package's {what}: expected {expected}, got {actual}",
             path=path,
             hint="the file was changed or corrupted; re-download the package",

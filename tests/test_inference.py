@@ -1,0 +1,273 @@
+"""runner.inference: tiling as pure functions, tiled == whole-image on tiny packages (2D/3D, scaled outputs,
+several inputs, 0.4 format), agreement with bioimageio.core, receptive-field halo, weights and devices."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from runner.errors import UserError
+from runner.inference import Predictor, load_package, predict_array, reproduce_test_outputs
+from runner.inference.sizes import SizeRule
+from runner.inference.tiling import OutputGeometry, pad_image, plan_axis, plan_tiles, run_tiled
+from tests._packages import build_package, build_package_v04
+
+# ------------------------------------------------------------------------------------------ pure tiling
+
+
+RULES = [
+    SizeRule("parameterized", min=32, step=8),
+    SizeRule("parameterized", min=16, step=16),
+    SizeRule("fixed", size=64),
+    SizeRule("any"),
+]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
+@pytest.mark.parametrize("size", [1, 7, 40, 64, 100, 257])
+@pytest.mark.parametrize("margin", [0, 4, 8])
+@pytest.mark.parametrize("max_tile", [None, 48, 80])
+def test_plan_axis_owns_every_pixel_once(rule, size, margin, max_tile):
+    plan = plan_axis(size=size, rule=rule, margin=margin, max_tile=max_tile, granularity=rule.granularity)
+    assert rule.is_valid(plan.tile)
+    owned = np.zeros(size, int)
+    for i, start in enumerate(plan.starts()):
+        assert start % rule.granularity == 0
+        lo, hi = i * plan.stride, min((i + 1) * plan.stride, size)
+        owned[lo:hi] += 1
+        # context of at least `margin` on both sides of the owned region, inside the tile
+        tile_lo = start - margin
+        assert lo - tile_lo >= margin and tile_lo + plan.tile - hi >= margin
+    assert (owned == 1).all()
+    assert plan.pad_before == margin and plan.pad_after >= margin
+
+
+def test_plan_axis_rejects_margin_that_leaves_no_room():
+    with pytest.raises(UserError, match="no room for a margin"):
+        plan_axis(size=1000, rule=SizeRule("fixed", size=64), margin=32)
+
+
+def _box_filter(batch: np.ndarray, radius: int) -> np.ndarray:
+    """A local operation with zero padding at the tile border (like a conv net): radius-r box mean."""
+    size = [1, 1] + [2 * radius + 1] * (batch.ndim - 2)
+    return ndi.uniform_filter(batch.astype(np.float64), size=size, mode="constant").astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(50, 77), (13, 29, 31)])
+def test_run_tiled_equals_one_pass_for_a_local_operation(shape):
+    rng = np.random.default_rng(0)
+    image = rng.random((2, *shape)).astype(np.float32)
+    rules = [SizeRule("parameterized", min=8, step=4)] * len(shape)
+    margin = [3] * len(shape)
+
+    def forward(batches):
+        return [_box_filter(batches[0], 3)]
+
+    geom = [OutputGeometry(ratio=(1,) * len(shape))]
+    whole_plan = plan_tiles(shape=shape, rules=rules, margins=margin)
+    tiled_plan = plan_tiles(shape=shape, rules=rules, margins=margin, max_tile=[16] * len(shape))
+    assert whole_plan.n_tiles == 1 and tiled_plan.n_tiles > 4
+    whole = run_tiled([pad_image(image, whole_plan)], forward=forward, plan=whole_plan, outputs=geom)[0]
+    tiled = run_tiled([pad_image(image, tiled_plan)], forward=forward, plan=tiled_plan, outputs=geom,
+                      batch_size=5)[0]
+    assert whole.shape == image.shape
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+
+def test_run_tiled_scaled_and_cropped_outputs():
+    """A 'model' that upsamples x2 and crops 2 output pixels per side: stitched output covers the image x2."""
+    rng = np.random.default_rng(1)
+    image = rng.random((1, 37, 45)).astype(np.float32)
+    rules = [SizeRule("parameterized", min=8, step=2)] * 2
+
+    def forward(batches):
+        up = batches[0].repeat(2, axis=2).repeat(2, axis=3)
+        return [up[:, :, 2:-2, 2:-2]]
+
+    geom = OutputGeometry(ratio=(2, 2), crop=(2, 2))
+    margin = [geom.margin_needed(k) for k in range(2)]
+    plan = plan_tiles(shape=image.shape[1:], rules=rules, margins=margin, max_tile=[12, 14])
+    out = run_tiled([pad_image(image, plan)], forward=forward, plan=plan, outputs=[geom])[0]
+    np.testing.assert_array_equal(out, image.repeat(2, axis=1).repeat(2, axis=2))
+
+
+# ---------------------------------------------------------------------------------------- tiny packages
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("packages")
+    return {
+        "2d": build_package(root / "p2d", formats=("pytorch_state_dict", "torchscript", "onnx"), make_zip=True),
+        "3d": build_package(root / "p3d", ndim=3, halo=8, step=8, min_size=24),
+        "nohalo": build_package(root / "nohalo", halo=0),
+        "scaled": build_package(root / "scaled", in_channels=3, out_channels=1, upsample_output=2),
+        "two": build_package(root / "two", n_inputs=2),
+        "fixed": build_package(root / "fixed", fixed=64),
+    }
+
+
+def _rand(shape, seed=0):
+    return np.random.default_rng(seed).normal(5.0, 2.0, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("weights", ["onnx", "torchscript"])
+@pytest.mark.parametrize("kind,shape,tile", [("2d", (1, 97, 141), 40), ("3d", (1, 29, 37, 45), 32),
+                                             ("fixed", (1, 150, 99), None), ("scaled", (3, 61, 70), 32)])
+def test_tiled_equals_whole_image(packages, kind, shape, tile, weights):
+    image = _rand(shape)
+    with Predictor(packages[kind].folder, device="cpu", weights=weights) as p:
+        whole = p.predict(image, tile=10_000)["prediction"]
+        assert p.last_run.n_tiles == 1 or kind == "fixed"
+        tiled = p.predict(image, tile=tile)["prediction"]
+        assert p.last_run.n_tiles > 2
+    ratio = 2 if kind == "scaled" else 1
+    assert whole.shape[1:] == tuple(s * ratio for s in shape[1:])
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_fixed_size_model_whole_image_is_one_padded_pass(packages):
+    """For the fixed 64x64 model compare the stitched result with a direct forward on the padded image."""
+    pkg = packages["fixed"]
+    image = _rand((1, 40, 33))
+    out = predict_array(pkg.folder, image, device="cpu")["prediction"]
+    assert out.shape == (2, 40, 33)
+    torch = pytest.importorskip("torch")
+    x = (image - image.mean()) / (image.std() + 1e-6)
+    padded = np.pad(x, [(0, 0), (8, 64 - 8 - 40), (8, 64 - 8 - 33)], mode="symmetric")
+    with torch.no_grad():
+        ref = torch.sigmoid(pkg.net(torch.from_numpy(padded[None].astype(np.float32)))).numpy()[0]
+    np.testing.assert_allclose(out, ref[:, 8:48, 8:41], atol=1e-5)
+
+
+def test_receptive_field_margin_when_rdf_has_no_halo(packages):
+    with Predictor(packages["nohalo"].folder, device="cpu") as p:
+        assert p.geometry.declared_margin is None
+        margin = p.margin()
+        # TinyNet: conv, pool, conv, upsample, conv -> influence reaches about 6 px; rounded to the step (8)
+        assert all(6 <= m <= 16 for m in margin)
+        image = _rand((1, 90, 101), seed=3)
+        np.testing.assert_allclose(p.predict(image, tile=32)["prediction"],
+                                   p.predict(image, tile=10_000)["prediction"], atol=1e-4)
+
+
+def test_two_inputs_and_test_outputs(packages):
+    pkg = packages["two"]
+    results = reproduce_test_outputs(pkg.folder)
+    assert [r.ok for r in results] == [True] and results[0].max_abs_diff < 1e-4
+    a, b = _rand((1, 70, 90), 1), _rand((1, 70, 90), 2)
+    with Predictor(pkg.folder, device="cpu") as p:
+        tiled = p.predict({"raw": a, "aux": b}, tile=32)["prediction"]
+        whole = p.predict({"raw": a, "aux": b}, tile=10_000)["prediction"]
+        np.testing.assert_allclose(tiled, whole, atol=1e-4)
+        with pytest.raises(UserError, match="takes inputs raw, aux"):
+            p.predict({"raw": a})
+        with pytest.raises(UserError, match="same spatial shape"):
+            p.predict({"raw": a, "aux": b[:, :60]})
+
+
+def test_all_weight_formats_agree_and_zip_loads(packages):
+    pkg = packages["2d"]
+    image = _rand((1, 64, 80), 4)
+    outs = {}
+    for fmt in ("onnx", "torchscript", "pytorch_state_dict"):
+        outs[fmt] = predict_array(pkg.zip, image, device="cpu", weights=fmt, trust_code=True, tile=32)["prediction"]
+    np.testing.assert_allclose(outs["torchscript"], outs["onnx"], atol=1e-5)
+    np.testing.assert_allclose(outs["pytorch_state_dict"], outs["onnx"], atol=1e-5)
+    loaded = load_package(pkg.zip)
+    root = loaded.root
+    assert root.exists() and loaded.weight_formats == ("onnx", "torchscript", "pytorch_state_dict")
+    loaded.close()
+    assert not root.exists()
+
+
+def test_default_weights_skip_code_formats_and_trust_is_required(tmp_path, packages):
+    with Predictor(packages["2d"].folder, device="cpu") as p:
+        assert p.weight_format == "onnx"
+    only_sd = build_package(tmp_path / "sd", formats=("pytorch_state_dict",))
+    with pytest.raises(UserError, match="trust-code"):
+        Predictor(only_sd.folder, device="cpu")
+    with Predictor(only_sd.folder, device="cpu", trust_code=True) as p:
+        assert p.weight_format == "pytorch_state_dict"
+    with pytest.raises(UserError, match="no 'keras_hdf5' weights"):
+        Predictor(packages["2d"].folder, device="cpu", weights="keras_hdf5")
+
+
+def test_version_04_package(tmp_path):
+    pkg = build_package_v04(tmp_path / "v04")
+    loaded = load_package(pkg.folder)
+    assert loaded.original_format_version.startswith("0.4")
+    assert loaded.halo == {"prediction": {"y": 8, "x": 8}}
+    assert reproduce_test_outputs(loaded)[0].ok
+    image = _rand((1, 75, 66), 5)
+    with Predictor(loaded, device="cpu") as p:
+        np.testing.assert_allclose(p.predict(image, tile=32)["prediction"], p.predict(image, tile=999)["prediction"],
+                                   atol=1e-4)
+
+
+def test_agrees_with_bioimageio_core(packages):
+    """Same package, same image: bioimageio.core's tiled prediction (ONNX) and ours."""
+    from bioimageio.core import Tensor, create_prediction_pipeline, predict
+    from bioimageio.spec import load_description
+    from loguru import logger
+
+    logger.disable("bioimageio")
+    descr = load_description(packages["2d"].folder, perform_io_checks=False)
+    image = _rand((1, 1, 112, 136), 6)
+    pipeline = create_prediction_pipeline(descr, weights_format="onnx")
+    ref = predict(model=pipeline, inputs={"raw": Tensor.from_numpy(image, dims=("batch", "channel", "y", "x"))},
+                  blocksize_parameter=6).members["prediction"].data.values[0]
+    ours = predict_array(packages["2d"].folder, image[0], device="cpu", weights="onnx", tile=48)["prediction"]
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_bad_images_for_the_model(packages):
+    with Predictor(packages["2d"].folder, device="cpu") as p:
+        with pytest.raises(UserError, match=r"takes 2D images \(axes bcyx"):
+            p.predict(_rand((1, 8, 40, 40)))
+        with pytest.raises(UserError, match="3 channels, more than the 1"):
+            p.predict(_rand((3, 40, 40)))
+        bad = _rand((1, 40, 40))
+        bad[0, 3, 3] = np.nan
+        with pytest.raises(UserError, match="NaN"):
+            p.predict(bad)
+        with pytest.raises(UserError, match="valid input shape"):
+            p.predict(_rand((1, 41, 40)), tile="whole")
+
+
+def test_device_parsing():
+    from runner.inference.devices import resolve_device, torch_cuda_count
+
+    assert str(resolve_device("cpu")) == "cpu"
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("tpu")
+    if torch_cuda_count() == 0:
+        with pytest.raises(UserError, match="no CUDA device"):
+            resolve_device("cuda:0")
+        assert str(resolve_device("auto")) == "cpu"
+
+
+def test_tile_batch_bounds_memory(packages):
+    """The batch of tiles shrinks with the memory budget; tiles never exceed it."""
+    with Predictor(packages["2d"].folder, device="cpu", memory_mb=1) as p:
+        plan, batch = p.plan((600, 700))
+        voxels = 2**20 // 1024
+        assert math.prod(plan.tile_shape) * batch <= max(voxels, math.prod(plan.tile_shape))
+        assert plan.n_tiles > 1
+    with Predictor(packages["2d"].folder, device="cpu") as p:
+        plan, _ = p.plan((600, 700))
+        assert plan.n_tiles == 1
+
+
+def test_granularity_keeps_pooling_phase(packages):
+    """Tile starts are multiples of the size step, so max-pooling sees the whole-image phase."""
+    with Predictor(packages["2d"].folder, device="cpu") as p:
+        plan, _ = p.plan((203, 317), tile=(48, 56))
+        for a in plan.axes:
+            assert all(s % 8 == 0 for s in a.starts())
+        assert len(list(itertools.islice(plan.tile_indices(), 3))) == 3
