@@ -103,6 +103,11 @@ def _floats(text, parse_floats):
 
 
 def _summary_line(summary: dict) -> str:
-    keys = [k for k in ("f1", "precision", "recall", "ap_dsb", "panoptic_quality", "aji") if k in summary]
-    parts = [f"{k} {summary[k]:.3f}" for k in keys if isinstance(summary[k], (int, float))]
-    return "metrics: " + (", ".join(parts) if parts else "see summary.json")
+    pooled = summary.get("pooled", {})
+    rows = pooled.get("per_threshold", [])
+    best = next((r for r in rows if abs(r.get("iou", 0) - 0.5) < 1e-9), rows[0] if rows else None)
+    if best is None:
+        return "metrics: see summary.json"
+    return (f"metrics ({summary.get('n_images')} image(s), pooled): accuracy@{best['iou']:g} {best['accuracy']:.4f}, "
+            f"F1 {best['f1']:.4f}, avAP50-95 {pooled.get('av_ap_50_95_05', float('nan')):.4f}, "
+            f"AJI {pooled.get('aji', float('nan')):.4f}; summary.json written")

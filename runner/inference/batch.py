@@ -139,6 +139,9 @@ def predict_files(
     required = [t.id for t in pkg.inputs if not t.optional]
     jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
     post = resolve_postprocessing(pkg, options)
+    if gt is not None and post.choice is None:
+        raise UserError("--gt evaluates instance labels, but --no-postprocess makes none",
+                        hint="drop --no-postprocess or --gt")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError("output exists and is not a folder", path=out)
@@ -164,9 +167,7 @@ def predict_files(
                 report.tracebacks[job.name] = traceback.format_exc()
             progress.finish()
     if gt is not None:
-        from runner.inference.evaluation import write_evaluation
-
-        report.summary = write_evaluation(out, jobs, per_image, failures=report.failures)
+        report.summary = _write_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
     _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
     if report.failures:
@@ -199,6 +200,7 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
     from runner.io import write_image, write_labels
 
     images, first, resolution = _read_inputs(job, options)
+    gt = _read_gt(job, first) if job.gt is not None else None
     outputs = predictor.predict({k: im.data for k, im in images.items()}, progress=progress.tiles,
                                 where=first.info.path)
     if options.save_probabilities or post.choice is None:
@@ -218,14 +220,35 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
 
         write_tiff(out / "instances" / f"{job.name}.tif", labels, axes="c" + "zyx"[-first.ndim:],
                    resolution=resolution)
+    if gt is not None:
+        from runner.metrics import evaluate_image
+
+        result["metrics"] = evaluate_image(gt, labels, name=job.name, overlapping=labels.ndim != first.ndim)
     if options.measure and labels.ndim == first.ndim:
         from runner.measure import measure_labels
 
         (out / "measurements").mkdir(exist_ok=True)
         table = measure_labels(labels, image=first.data, resolution=resolution)
         table.to_csv(out / "measurements" / f"{job.name}.csv")
-    result["labels"] = labels
     return result
+
+
+def _read_gt(job: Job, first) -> np.ndarray:
+    """The ground truth of a job, checked against the image before any prediction is spent on it."""
+    from runner.io import read_labels
+
+    return read_labels(job.gt, spatial_shape=first.data.shape[1:]).data
+
+
+def _write_evaluation(out: Path, per_image: dict[str, Any]) -> dict | None:
+    """``metrics_per_image.csv``, ``metrics_per_threshold.csv``, ``summary.json`` and ``charts/`` in ``out``,
+    as ``runner evaluate`` writes them (images that failed are left out)."""
+    from runner.metrics.report import write_evaluation
+
+    items = [(name, r["metrics"]) for name, r in per_image.items() if "metrics" in r]
+    if not items:
+        return None
+    return write_evaluation(items, out, associations=False).summary
 
 
 def _instances(outputs: dict, image: np.ndarray, post: _Post, options: PredictOptions, resolution, *, where):
