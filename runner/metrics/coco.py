@@ -10,9 +10,9 @@ Differences from pycocotools' defaults, on purpose:
 * **no 100-detection cap** by default (``max_dets=None``): nuclei images hold hundreds of objects, and the cap
   would silently drop the rest. Pass ``max_dets=100`` to reproduce COCO's number;
 * label images carry no confidence, so unless scores are given every detection has the same score. Tied
-  detections enter the precision-recall curve together (one point per distinct score), so the result does not
-  depend on the order of the ids; pycocotools would walk them one by one in file order. With distinct scores
-  the two agree exactly;
+  detections enter the precision-recall curve together (one point per distinct score); pycocotools would walk
+  them one by one in file order. With IoU (whose matches above 0.5 are unique) the result then does not depend
+  on the order of the ids. With distinct scores the two agree exactly;
 * an image without ground-truth objects scores 0 (pycocotools reports -1, "undefined").
 
 The score is the chosen matching criterion (mask IoU by default; with ``boundary_iou`` this is the Boundary AP
@@ -119,7 +119,7 @@ def coco_map(records: list[CocoRecord]) -> float:
         tp_sum = np.cumsum(tp, dtype=np.float64)
         fp_sum = np.cumsum(~tp, dtype=np.float64)
         recall = (tp_sum / n_gt)[last_of_tie]
-        precision = (tp_sum / (fp_sum + tp_sum + np.spacing(1)))[last_of_tie]
+        precision = (tp_sum / (fp_sum + tp_sum))[last_of_tie]  # pycocotools adds 2e-16 to the denominator
         if len(precision) == 0:
             aps.append(0.0)
             continue
