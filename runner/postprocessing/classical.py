@@ -127,7 +127,7 @@ def classical(image, params: ClassicalParams, *, resolution=None, debug=None):
         seeds[~fg] = 0
         surface = -height
     labels = ops.watershed(surface, seeds, fg)
-    labels = ops.relabel(ops.remove_small(labels, params.min_size))
+    labels = ops.drop_small_and_relabel(labels, params.min_size)
     if debug is not None:
         debug.update(seeds=seeds, foreground=fg, surface=surface.astype(np.float32))
     return labels

@@ -83,7 +83,7 @@ def threshold_cc(prediction, params: ThresholdCCParams, *, resolution=None, debu
     """Foreground probability above a threshold, split into connected components."""
     prob, fg = foreground_mask(prediction, params, resolution)
     labels = ops.label_mask(fg, full=params.connectivity == "full")
-    labels = ops.relabel(ops.remove_small(labels, params.min_size))
+    labels = ops.drop_small_and_relabel(labels, params.min_size)
     if debug is not None:
         debug.update(seeds=labels, foreground=fg, surface=prob.astype(np.float32))
     return labels
@@ -98,7 +98,7 @@ def fg_watershed(prediction, params: FgWatershedParams, *, resolution=None, debu
     seeds[~fg] = 0
     surface = -dist
     labels = ops.watershed(surface, seeds, fg)
-    labels = ops.relabel(ops.remove_small(labels, params.min_size))
+    labels = ops.drop_small_and_relabel(labels, params.min_size)
     if debug is not None:
         debug.update(seeds=seeds, foreground=fg, surface=surface)
     return labels

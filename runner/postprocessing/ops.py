@@ -9,6 +9,7 @@ Lengths are in the units of ``resolution`` (pixels when it is None); sizes are p
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def spacing(resolution: tuple[float, ...] | None, ndim: int) -> tuple[float, ...]:
@@ -28,14 +29,6 @@ def label_mask(mask: np.ndarray, *, full: bool = False) -> np.ndarray:
     return cc3d.connected_components(mask, connectivity=conn, out_dtype=np.uint32)
 
 
-def relabel(labels: np.ndarray) -> np.ndarray:
-    """Ids renumbered ``1..n`` in order of first appearance as uint32 (0 stays background)."""
-    import fastremap
-
-    out, _ = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=True, in_place=False)
-    return out.astype(np.uint32, copy=False)
-
-
 def remove_small(labels: np.ndarray, min_size: int, *, max_size: int | None = None) -> np.ndarray:
     """Zero the objects with fewer than ``min_size`` (or more than ``max_size``) pixels; ids are kept."""
     if min_size <= 1 and max_size is None:
@@ -50,6 +43,18 @@ def remove_small(labels: np.ndarray, min_size: int, *, max_size: int | None = No
     keep = np.arange(len(sizes), dtype=labels.dtype)
     keep[drop] = 0
     return keep[labels]
+
+
+def drop_small_and_relabel(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Remove objects with fewer than ``min_size`` pixels and renumber the rest ``1..n`` in id order (uint32).
+
+    One count and one lookup pass, instead of a removal pass plus a renumbering pass.
+    """
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False
+    table = np.where(keep, np.cumsum(keep), 0).astype(np.uint32)
+    return table[labels]
 
 
 def distance_to(mask: np.ndarray, resolution: tuple[float, ...] | None = None) -> np.ndarray:
@@ -124,6 +129,81 @@ def expand_labels(
     if mask is not None:
         allowed &= np.asarray(mask, bool) | (labels > 0)
     return watershed(dist, labels, allowed)
+
+
+@njit(cache=True, nogil=True)
+def _unravel(p, strides, coord):  # pragma: no cover - compiled
+    for a in range(len(strides)):
+        coord[a] = p // strides[a]
+        p -= coord[a] * strides[a]
+
+
+@njit(cache=True, nogil=True)
+def _frontier(out, mask, shape, strides, fill):  # pragma: no cover - compiled
+    """Labelled pixels with a growable face neighbour, in raster order, written into ``fill``; returns count."""
+    ndim = len(shape)
+    coord = np.zeros(ndim, np.int64)
+    k = 0
+    for p in range(out.size):
+        if out[p] == 0:
+            continue
+        _unravel(p, strides, coord)
+        for a in range(ndim):
+            lo = coord[a] > 0 and mask[p - strides[a]] and out[p - strides[a]] == 0
+            hi = coord[a] < shape[a] - 1 and mask[p + strides[a]] and out[p + strides[a]] == 0
+            if lo or hi:
+                if fill.size:
+                    fill[k] = p
+                k += 1
+                break
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _grow_bfs(labels, mask, shape):  # pragma: no cover - compiled
+    ndim = len(shape)
+    strides = np.ones(ndim, np.int64)
+    for a in range(ndim - 2, -1, -1):
+        strides[a] = strides[a + 1] * shape[a + 1]
+    out = labels.copy()
+    free = 0
+    for p in range(out.size):
+        if mask[p] and out[p] == 0:
+            free += 1
+    n_front = _frontier(out, mask, shape, strides, np.empty(0, np.int64))
+    queue = np.empty(n_front + free, np.int64)
+    tail = _frontier(out, mask, shape, strides, queue)
+    head = 0
+    coord = np.zeros(ndim, np.int64)
+    while head < tail:
+        p = queue[head]
+        head += 1
+        _unravel(p, strides, coord)
+        for a in range(ndim):
+            for step in (-1, 1):
+                c = coord[a] + step
+                if c < 0 or c >= shape[a]:
+                    continue
+                q = p + step * strides[a]
+                if mask[q] and out[q] == 0:
+                    out[q] = out[p]
+                    queue[tail] = q
+                    tail += 1
+    return out
+
+
+def grow_bfs(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Grow labelled objects into ``mask`` by breadth-first search over face neighbours.
+
+    Every mask pixel reachable inside the mask joins the object with the fewest face steps to it (ties: the
+    object whose frontier comes first in raster order), so a band between two objects splits halfway. One
+    linear pass — much cheaper than an EDT plus a watershed when the distances only need to break a thin band.
+    Pixel steps are unweighted: use :func:`expand_labels` for anisotropic spacing.
+    """
+    flat = np.ascontiguousarray(labels, dtype=np.uint32).ravel()
+    allowed = np.ascontiguousarray(mask, dtype=bool).ravel()
+    out = _grow_bfs(flat, allowed, np.array(labels.shape, np.int64))
+    return out.reshape(labels.shape)
 
 
 def smooth(arr: np.ndarray, sigma: float, resolution: tuple[float, ...] | None = None) -> np.ndarray:

@@ -262,7 +262,7 @@ def marker_watershed(
     labels = _grow(surface, seeds, maps, resolution)
     if params.expand > 0:
         labels = ops.expand_labels(labels, params.expand, resolution=resolution)
-    labels = ops.relabel(ops.remove_small(labels, params.min_size))
+    labels = ops.drop_small_and_relabel(labels, params.min_size)
     if debug is not None:
         debug.update(seeds=seeds, foreground=maps.foreground, surface=surface)
     return labels
@@ -275,7 +275,9 @@ def _grow(
 
     Stage 1 fills the interiors (growth bounded by the interior mask), stage 2 fills the contour band of the
     foreground by distance to the stage-1 objects, so a band shared by two objects is split halfway — exact
-    for inner contours of equal width, and independent of the per-object normalisation of D.
+    for inner contours of equal width, and independent of the per-object normalisation of D. With isotropic
+    spacing the distance is counted in face steps inside the foreground (one breadth-first pass), otherwise it
+    is the Euclidean distance under ``resolution`` (an EDT and a watershed).
     """
     fg = maps.foreground | (seeds > 0)
     if maps.interior is None:
@@ -284,6 +286,8 @@ def _grow(
     band = fg & (inner == 0)
     if not band.any() or not inner.any():
         return inner
+    if resolution is None or len(set(resolution)) == 1:
+        return ops.grow_bfs(inner, fg)
     return ops.watershed(ops.distance_to(inner > 0, resolution), inner, fg)
 
 
