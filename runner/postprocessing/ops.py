@@ -140,7 +140,7 @@ def _unravel(p, strides, coord):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _frontier(out, mask, shape, strides, fill):  # pragma: no cover - compiled
-    """Labelled pixels with a growable face neighbour, in raster order, written into ``fill``; returns count."""
+    """Labelled pixels with a growable face neighbour, in raster order, into ``fill``; returns the count."""
     ndim = len(shape)
     coord = np.zeros(ndim, np.int64)
     k = 0
