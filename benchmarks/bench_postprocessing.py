@@ -1,4 +1,4 @@
-"""BCD marker-controlled watershed: ours (cc3d, numba, bioimage-cpp) vs the same steps with scikit-image/scipy.
+"""BCD marker-controlled watershed: ours (cc3d, numba, bioimage-cpp) vs the same steps in scikit-image/scipy.
 
 Run: .venv/bin/python benchmarks/bench_postprocessing.py [--quick]
 
