@@ -220,3 +220,16 @@ def test_pipeline_passes_foreground_to_voronoi(blobs2d):
     grown = run_pipeline(targets, "watershed_bc", {"min_size": 0}, ["remove_small:min_size=150", "voronoi"])
     assert (grown > 0).sum() > (plain > 0).sum()
     assert ((grown > 0) <= (blobs2d > 0)).all()  # stays inside the method's foreground
+
+
+def test_pipeline_refuses_filters_on_overlapping_stacks():
+    from runner.postprocessing import PostProcessor
+
+    def stack(prediction, params, *, resolution=None, debug=None):
+        return np.stack([prediction[0] > 0.5, prediction[0] > 0.2]).astype(np.uint32)
+
+    pp = PostProcessor("_test_stack", "Stack demo.", Params, stack, n_channels=1, overlapping=True)
+    pred = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    assert run_pipeline(pred, pp).shape == (2, 8, 8)
+    with pytest.raises(UserError, match="overlapping stack of 2 objects"):
+        run_pipeline(pred, pp, None, ["remove_small:min_size=2"])

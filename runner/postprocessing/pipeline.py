@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from runner.errors import UserError
 from runner.postprocessing.filtering import FilterStep, apply_filters
 from runner.postprocessing.registry import PostProcessor, run_postprocessor
 
@@ -46,6 +47,12 @@ def run_pipeline(
     labels = run_postprocessor(method, prediction, params, resolution=resolution, debug=maps)
     if not filters:
         return labels
+    if labels.ndim == np.asarray(prediction).ndim:
+        name = method if isinstance(method, str) else method.name
+        raise UserError(
+            f"{name} returned an overlapping stack of {labels.shape[0]} objects; filters need a label image",
+            hint="drop the filters or ask the method for a label image (e.g. output=labels)",
+        )
     return apply_filters(
         labels, filters, prediction=prediction, resolution=resolution, foreground=maps.get("foreground")
     )
