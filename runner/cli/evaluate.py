@@ -26,25 +26,28 @@ def _label_files(path: Path, what: str) -> list[Path]:
     return files
 
 
-def label_key(path: Path) -> str:
-    """Pairing key of a label/prediction file: its stem without ``_mask``, ``_gt``, ``_pred``... suffixes."""
+def _base_name(path: Path) -> str:
     import re
 
     from runner.io import stem
     from runner.io.dataset import _LABEL_TOKENS
 
     s = _LABEL_TOKENS.sub("", stem(path))
-    return re.sub(r"[_\-. ]?(pred|prediction|predictions|instances|labels)$", "", s, flags=re.I).lower()
+    return re.sub(r"[_\-. ]?(pred|prediction|predictions|instances|labels)$", "", s, flags=re.I) or stem(path)
+
+
+def label_key(path: Path) -> str:
+    """Pairing key of a label/prediction file: its stem without ``_mask``, ``_gt``, ``_pred``... suffixes."""
+    return _base_name(path).lower()
 
 
 def pair_label_files(pred_files: list[Path], gt_files: list[Path], *, pred_dir: Path, gt_dir: Path):
     """``[(name, gt_path, pred_path)]`` paired by file name (suffixes such as ``_mask``/``_pred`` ignored)."""
     from runner.errors import UserError
-    from runner.io import stem
 
     key = label_key
     if len(pred_files) == 1 and len(gt_files) == 1:
-        return [(stem(gt_files[0]), gt_files[0], pred_files[0])]
+        return [(_base_name(gt_files[0]), gt_files[0], pred_files[0])]
     gts = {}
     for p in gt_files:
         if key(p) in gts:
@@ -58,7 +61,7 @@ def pair_label_files(pred_files: list[Path], gt_files: list[Path], *, pred_dir: 
         if g is None:
             missing_gt.append(p.name)
         else:
-            pairs.append((stem(g), g, p))
+            pairs.append((_base_name(g), g, p))
     if missing_gt or gts:
         parts = []
         if missing_gt:
@@ -176,11 +179,18 @@ def evaluate_cmd(
     """
     from tqdm import tqdm
 
+    from runner.errors import UserError
     from runner.metrics import DEFAULT_THRESHOLDS, get_criterion
+    from runner.metrics.evaluate import check_thresholds
     from runner.metrics.report import write_evaluation
 
-    thr = parse_floats(thresholds, name="--thresholds") or DEFAULT_THRESHOLDS
+    thr = check_thresholds(parse_floats(thresholds, name="--thresholds") or DEFAULT_THRESHOLDS)
     assoc = parse_floats(association_thresholds, name="--association-thresholds")
+    if assoc and {round(t, 9) for t in assoc} - {round(t, 9) for t in thr}:
+        raise UserError(
+            f"--association-thresholds {association_thresholds} are not all among the thresholds",
+            hint=f"choose from {','.join(f'{t:g}' for t in thr)}",
+        )
     get_criterion(criterion)
     pairs = pair_label_files(
         _label_files(pred, "prediction"), _label_files(gt, "ground-truth"), pred_dir=pred, gt_dir=gt

@@ -139,7 +139,7 @@ def _key(threshold: float) -> float:
     return round(float(threshold), 9)
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     values = tuple(float(t) for t in thresholds)
     if not values:
         raise UserError("give at least one threshold")
@@ -198,7 +198,7 @@ def evaluate_image(
     name : str, optional
         Image name, used in reports and error messages.
     """
-    thresholds = _check_thresholds(thresholds)
+    thresholds = check_thresholds(thresholds)
     crit = get_criterion(criterion)
     if score_dtype not in ("float32", "float64"):
         raise ValueError("score_dtype must be 'float32' or 'float64'")

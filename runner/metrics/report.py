@@ -10,7 +10,7 @@ Layout of the output folder::
     associations/<image>/<criterion>_<t>.csv
                                 matched pairs (gt_id, pred_id, score, "tp") and unmatched ids ("fn" rows
                                 with a gt_id, "fp" rows with a pred_id)
-    associations/<image>/<criterion>_<t>.png  (.tif, axes zyxc, for 3D)
+    associations/<image>/<criterion>_<t>.png  (.tif, an ImageJ RGB stack, for 3D)
                                 the matching in colour: true positives green (predicted pixels), false
                                 negatives red (ground-truth pixels), false positives blue (predicted pixels);
                                 where they overlap the colours mix
@@ -255,8 +255,8 @@ def association_rgb(gt: np.ndarray, pred: np.ndarray, matches, *, overlapping: b
 def write_association_image(
     path_stem: Path, gt: np.ndarray, pred: np.ndarray, matches, *, overlapping: bool = False
 ) -> Path:
-    """Write :func:`association_rgb` as ``<stem>.png`` (2D) or ``<stem>.tif`` (3D, axes zyxc)."""
-    from runner.io import atomic_path, write_tiff
+    """Write :func:`association_rgb` as ``<stem>.png`` (2D) or ``<stem>.tif`` (3D: an ImageJ RGB stack)."""
+    from runner.io import atomic_path
 
     rgb = association_rgb(np.asarray(gt), np.asarray(pred), matches, overlapping=overlapping)
     if rgb.ndim == 3:
@@ -266,7 +266,12 @@ def write_association_image(
         with atomic_path(path) as tmp:
             Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG")
         return path
-    return write_tiff(Path(f"{path_stem}.tif"), rgb, axes="zyxc")
+    import tifffile
+
+    path = Path(f"{path_stem}.tif")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, rgb, imagej=True, photometric="rgb", metadata={"axes": "ZYXS"})
+    return path
 
 
 def plot_accuracy_vs_iou(path: Path, summary: dict, images: list[ImageMetrics]) -> Path:
