@@ -270,7 +270,9 @@ def write_association_image(
 
     path = Path(f"{path_stem}.tif")
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, rgb, imagej=True, photometric="rgb", metadata={"axes": "ZYXS"})
+        tifffile.imwrite(
+            tmp, rgb, imagej=True, photometric="rgb", metadata={"axes": "ZYXS"}, compression="zlib"
+        )
     return path
 
 
