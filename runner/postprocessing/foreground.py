@@ -46,7 +46,7 @@ class FgWatershedParams(ForegroundParams):
         4.0, ge=0, le=1000, description="Seeds: distance maxima at least this far apart (resolution units)."
     )
     smooth_distance: float = Field(
-        0.0,
+        1.0,
         ge=0,
         le=50,
         description="Gaussian sigma applied to the distance map "
