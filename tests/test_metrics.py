@@ -170,6 +170,20 @@ def test_stack_equals_label_image_when_objects_do_not_overlap(blobs2d):
     )
 
 
+def test_overlapping_prediction_against_label_image_ground_truth(blobs2d):
+    ids = np.unique(blobs2d)[1:]
+    stack = np.stack([(blobs2d == i).astype(np.uint32) for i in ids[::-1]])  # planes in reverse id order
+    m = evaluate_image(blobs2d, stack, overlapping=True)
+    assert m.at(0.9).tp == len(ids) and m.aji == 1.0
+    pairs = m.matches(0.9)
+    assert list(pairs.gt_ids) == list(ids)  # the label image keeps its ids
+    assert list(pairs.pred_ids) == list(len(ids) - np.arange(len(ids)))  # stack objects are plane + 1
+    reverse = evaluate_image(stack, blobs2d, overlapping=True, criterion="boundary_iou")
+    assert reverse.at(0.9).tp == len(ids)
+    with pytest.raises(UserError, match="overlapping"):
+        evaluate_image(blobs2d, stack[:, :10], overlapping=True)
+
+
 def test_bad_input():
     a = np.zeros((10, 10), np.uint16)
     with pytest.raises(UserError, match="shape"):

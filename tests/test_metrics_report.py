@@ -160,6 +160,26 @@ def test_cli_evaluate_overlapping_and_no_associations(tmp_path):
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["pooled"]["per_threshold"][-1]["accuracy"] == 1.0
     assert not (tmp_path / "e" / "associations").exists()
+    # a label-image ground truth against an overlapping prediction
+    blobs = random_blobs((64, 64), 6, radius=(4.0, 8.0), seed=2)
+    write_labels(tmp_path / "gt" / "w.tif", blobs)
+    planes = np.stack([(blobs == i) * 3 for i in range(1, blobs.max() + 1)]).astype(np.uint16)
+    write_tiff(tmp_path / "pred" / "w.tif", planes, axes="zyx")
+    res = run(
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        tmp_path / "gt",
+        "--out",
+        tmp_path / "f",
+        "--overlapping",
+        "--thresholds",
+        "0.9",
+    )
+    assert res.exit_code == 0, res.output
+    rgb = np.asarray(Image.open(tmp_path / "f" / "associations" / "w" / "iou_0.9.png"))
+    assert (rgb[blobs > 0] == [0, 255, 0]).all()
 
 
 def test_cli_evaluate_shape_mismatch(folders):

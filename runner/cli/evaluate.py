@@ -83,29 +83,22 @@ def _short(names: list[str], n: int = 6) -> str:
 
 def read_pair(gt_path: Path, pred_path: Path, *, overlapping: bool):
     """Read and check one ground-truth / prediction pair (label images or overlapping stacks)."""
-    import numpy as np
-
     from runner.errors import UserError
     from runner.io import as_label_array, read_array, read_labels
 
     if overlapping:
+        # stacks (N, (Z,) Y, X); a file with one dimension less than the other is a plain label image
         gt, _ = read_array(gt_path)
         pred, _ = read_array(pred_path)
         gt, pred = as_label_array(gt, where=gt_path), as_label_array(pred, where=pred_path)
-        if gt.ndim == 2:
-            gt = gt[np.newaxis]
-        if pred.ndim == 2:
-            pred = pred[np.newaxis]
-        if pred.ndim == gt.ndim - 1:  # a stack of one plane stored without its N axis
-            pred = pred[np.newaxis]
-        if gt.ndim == pred.ndim - 1:
-            gt = gt[np.newaxis]
-        if gt.shape[1:] != pred.shape[1:] or gt.ndim not in (3, 4):
+        g = gt.shape[1:] if gt.ndim >= pred.ndim else gt.shape
+        p = pred.shape[1:] if pred.ndim >= gt.ndim else pred.shape
+        if g != p or len(g) not in (2, 3) or max(gt.ndim, pred.ndim) != len(g) + 1:
             raise UserError(
-                f"prediction stack {pred.shape} does not match ground-truth stack {gt.shape} "
-                f"({gt_path.name})",
+                f"prediction {pred.shape} does not match ground truth {gt.shape} ({gt_path.name}) as "
+                "overlapping stacks",
                 path=pred_path,
-                hint="planes must have the same (Z,) Y, X size",
+                hint="stacks are (N, (Z,) Y, X) with equal planes; one side may be a label image of a plane",
             )
         return gt, pred
     gt = read_labels(gt_path).data

@@ -14,7 +14,7 @@ from runner.metrics.aji import PixelCounts, aji, aji_plus, foreground_iou, split
 from runner.metrics.coco import CocoRecord, coco_map, coco_record
 from runner.metrics.criteria import boundary_band, get_criterion
 from runner.metrics.matching import PairScores, ThresholdStats, match, threshold_stats
-from runner.metrics.overlap import Overlap, band_overlap, label_overlap, stack_overlap
+from runner.metrics.overlap import Overlap, band_overlap, is_stack, label_overlap, stack_overlap
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AVAP_10: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -175,7 +175,9 @@ def evaluate_image(
     ----------
     gt, pred : (Y, X) or (Z, Y, X) ndarray of uint
         Label images (0 = background), or with ``overlapping=True`` stacks ``(N, (Z,) Y, X)`` holding one
-        object per plane (the id of an object is its plane number + 1). Shapes must agree (except N).
+        object per plane (the id of an object is its plane number + 1). Shapes must agree (except N). With
+        ``overlapping=True`` one side may be a plain label image of the plane shape (e.g. an overlapping
+        prediction scored against label-image ground truth).
     thresholds : sequence of float
         Matching thresholds in (0, 1] reported in ``per_threshold``.
     criterion : str
@@ -252,10 +254,12 @@ def evaluate_image(
 
 def _check_shapes(gt: np.ndarray, pred: np.ndarray, overlapping: bool, name: str | None) -> None:
     if overlapping:
-        if gt.ndim not in (3, 4) or pred.ndim != gt.ndim or gt.shape[1:] != pred.shape[1:]:
+        g = gt.shape[1:] if is_stack(gt, pred) else gt.shape
+        p = pred.shape[1:] if is_stack(pred, gt) else pred.shape
+        if g != p or len(g) not in (2, 3) or max(gt.ndim, pred.ndim) != len(g) + 1:
             raise UserError(
-                f"overlapping stacks must be (N, (Z,) Y, X) with equal planes; ground truth "
-                f"{gt.shape}, prediction {pred.shape}",
+                f"overlapping stacks must be (N, (Z,) Y, X) with equal planes (or one side a label image of "
+                f"the plane shape); ground truth {gt.shape}, prediction {pred.shape}",
                 path=name,
             )
     elif gt.shape != pred.shape or gt.ndim not in (2, 3):
@@ -270,9 +274,13 @@ def _criterion_overlap(ov: Overlap, gt, pred, crit, width: float, overlapping: b
     if not crit.boundary:
         return ov
     if overlapping:
-        gb = np.stack([boundary_band(p, width) for p in gt]) if len(gt) else gt
-        pb = np.stack([boundary_band(p, width) for p in pred]) if len(pred) else pred
-        bands = stack_overlap(gb, pb)
+
+        def bands_of(arr, other):
+            if not is_stack(arr, other):
+                return boundary_band(arr, width)
+            return np.stack([boundary_band(p, width) for p in arr]) if len(arr) else arr
+
+        bands = stack_overlap(bands_of(gt, pred), bands_of(pred, gt))
         # empty planes were skipped in both; every object keeps a non-empty band, so ids line up
         return Overlap(
             ov.gt_ids,

@@ -202,8 +202,7 @@ def _lookup_for(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return lookup
 
 
-# --------------------------------------------------------------------------------------------- overlapping
-# stacks
+# --------------------------------------------------------------------------------------------- stacks
 
 
 def _stack_objects(stack: np.ndarray, what: str):
@@ -234,17 +233,35 @@ def _stack_objects(stack: np.ndarray, what: str):
     return keep.astype(np.int64) + 1, sizes[keep], matrix
 
 
-def stack_overlap(gt: np.ndarray, pred: np.ndarray) -> Overlap:
-    """Sparse overlap of two overlapping-instance stacks ``(N, (Z,) Y, X)`` / ``(M, (Z,) Y, X)``.
+def _label_objects(labels: np.ndarray):
+    """Sparse (objects x pixels) incidence of a label image; ids are the label ids."""
+    from scipy import sparse
 
-    Each non-empty plane is one object whose id is its plane number + 1; empty planes are not objects.
+    flat = labels.ravel()
+    nz = np.flatnonzero(flat)
+    ids, inverse = np.unique(flat[nz], return_inverse=True)
+    matrix = sparse.csr_matrix((np.ones(len(nz), np.int64), (inverse, nz)), shape=(len(ids), flat.size))
+    return ids.astype(np.int64), np.bincount(inverse, minlength=len(ids)).astype(np.int64), matrix
+
+
+def is_stack(arr: np.ndarray, other: np.ndarray) -> bool:
+    """Whether ``arr`` is a stack (not a label image) beside ``other`` in :func:`stack_overlap`."""
+    return arr.ndim >= other.ndim
+
+
+def stack_overlap(gt: np.ndarray, pred: np.ndarray) -> Overlap:
+    """Sparse overlap of overlapping-instance stacks ``(N, (Z,) Y, X)`` / ``(M, (Z,) Y, X)``.
+
+    Each non-empty plane is one object whose id is its plane number + 1; empty planes are not objects. One
+    side may instead be a plain label image ``((Z,) Y, X)`` (one dimension less): its objects keep their ids.
     """
-    if gt.shape[1:] != pred.shape[1:]:
-        raise UserError(
-            f"ground-truth planes have shape {gt.shape[1:]} but prediction planes {pred.shape[1:]}"
-        )
-    gt_ids, gsize, a = _stack_objects(gt, "ground-truth")
-    pred_ids, psize, b = _stack_objects(pred, "prediction")
+    g_stack, p_stack = is_stack(gt, pred), is_stack(pred, gt)
+    g_shape = gt.shape[1:] if g_stack else gt.shape
+    p_shape = pred.shape[1:] if p_stack else pred.shape
+    if g_shape != p_shape:
+        raise UserError(f"ground-truth objects have shape {g_shape} but predicted objects {p_shape}")
+    gt_ids, gsize, a = _stack_objects(gt, "ground-truth") if g_stack else _label_objects(gt)
+    pred_ids, psize, b = _stack_objects(pred, "prediction") if p_stack else _label_objects(pred)
     prod = (a @ b.T).tocoo()
     order = np.lexsort((prod.col, prod.row))
     rows = prod.row[order].astype(np.int64)

@@ -238,17 +238,19 @@ def association_rgb(gt: np.ndarray, pred: np.ndarray, matches, *, overlapping: b
     """``(*spatial, 3)`` uint8: true positives green, false negatives red, false positives blue (see
     module)."""
 
-    def mask(labels, ids):
-        if overlapping:
+    from runner.metrics.overlap import is_stack
+
+    def mask(labels, other, ids):
+        if overlapping and is_stack(labels, other):
             planes = np.asarray(ids, np.int64) - 1  # ids of stacks are plane numbers + 1
             return labels[planes].any(axis=0) if len(planes) else np.zeros(labels.shape[1:], bool)
         return np.isin(labels, np.asarray(ids, labels.dtype)) if len(ids) else np.zeros(labels.shape, bool)
 
-    spatial = gt.shape[1:] if overlapping else gt.shape
-    rgb = np.zeros((*spatial, 3), np.uint8)
-    rgb[..., 0] = 255 * mask(gt, matches.unmatched_gt)
-    rgb[..., 1] = 255 * mask(pred, matches.pred_ids)
-    rgb[..., 2] = 255 * mask(pred, matches.unmatched_pred)
+    red = mask(gt, pred, matches.unmatched_gt)
+    rgb = np.zeros((*red.shape, 3), np.uint8)
+    rgb[..., 0] = 255 * red
+    rgb[..., 1] = 255 * mask(pred, gt, matches.pred_ids)
+    rgb[..., 2] = 255 * mask(pred, gt, matches.unmatched_pred)
     return rgb
 
 
