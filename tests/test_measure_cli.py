@@ -84,6 +84,17 @@ def test_measure_one_3d_file_with_resolution(tmp_path):
     assert {"surface_area", "sphericity", "centroid_z"} <= set(rows[0])
 
 
+def test_measure_mixed_2d_and_3d_folder(tmp_path):
+    write_labels(tmp_path / "a.tif", random_blobs((30, 30), 3, seed=1))
+    write_labels(tmp_path / "b.tif", random_blobs((10, 30, 30), 3, radius=(3.0, 5.0), seed=1))
+    res = run("measure", tmp_path, "--out", tmp_path / "m")
+    assert res.exit_code == 0, res.output
+    rows = _rows(tmp_path / "m" / "all_objects.csv")
+    assert {r["image"] for r in rows} == {"a", "b"}
+    assert all(r["volume"] == "" for r in rows if r["image"] == "a")
+    assert all(r["circularity"] == "" for r in rows if r["image"] == "b")
+
+
 def test_measure_non_integer_labels(tmp_path):
     tifffile.imwrite(tmp_path / "prob.tif", np.full((20, 20), 0.3, np.float32))
     res = run("measure", tmp_path / "prob.tif", "--out", tmp_path / "m")

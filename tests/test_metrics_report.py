@@ -89,6 +89,15 @@ def test_write_evaluation_accepts_ready_metrics_and_3d(tmp_path):
     assert rgb.shape == (16, 40, 40, 3)
 
 
+def test_write_evaluation_rejects_unknown_options(tmp_path):
+    from pydantic import ValidationError
+
+    gt, pred = _pair(1)
+    with pytest.raises(ValidationError, match="criterio"):
+        write_evaluation([("a", gt, pred)], tmp_path / "eval", criterio="iou")
+    assert not (tmp_path / "eval").exists()
+
+
 def test_write_evaluation_writes_nothing_on_error(tmp_path):
     gt, pred = _pair(1)
     items = [("ok", gt, pred), ("bad", gt, pred[:, :50])]

@@ -82,20 +82,16 @@ def measure_cmd(
     """
     import json
 
-    import numpy as np
     from tqdm import tqdm
 
     from runner.errors import UserError
     from runner.io import (
         list_images,
-        read_image,
-        read_labels,
         staged_dir,
         stem,
-        write_labels,
         write_text_atomic,
     )
-    from runner.measure import PropertyTable, apply_conditions, measure_labels, parse_conditions
+    from runner.measure import PropertyTable, parse_conditions
 
     groups = parse_conditions(list(remove_if)) if remove_if else []
     res = parse_floats(resolution, name="--resolution", length=(2, 3))
@@ -111,25 +107,7 @@ def measure_cmd(
     combined: list[dict] = []
     with staged_dir(out) as stage:
         for lab_path, img_path in tqdm(jobs, desc="measure", unit="img"):
-            img = read_image(img_path, axes=axes) if img_path is not None else None
-            lab = read_labels(lab_path, spatial_shape=None if img is None else img.data.shape[1:])
-            spacing = res or lab.info.resolution
-            if spacing is not None and len(spacing) == 3 and lab.data.ndim == 2:
-                spacing = spacing[1:]
-            if spacing is not None and len(spacing) != lab.data.ndim:
-                raise UserError(
-                    f"--resolution has {len(spacing)} values for a {lab.data.ndim}D label image",
-                    path=lab_path,
-                )
-            table = measure_labels(lab.data, image=None if img is None else img.data, resolution=spacing)
-            if groups:
-                table = apply_conditions(table, groups, ndim=lab.data.ndim)
-                kept = lab.data.copy()
-                gone = table["label"][table["removed"]]
-                if len(gone):
-                    kept[np.isin(lab.data, gone)] = 0
-                (stage / "filtered").mkdir(exist_ok=True)
-                write_labels(stage / "filtered" / f"{stem(lab_path)}.tif", kept, resolution=spacing)
+            table = _measure_one(lab_path, img_path, resolution=res, axes=axes, groups=groups, stage=stage)
             table.to_csv(stage / f"{stem(lab_path)}.csv")
             combined.extend({"image": stem(lab_path), **row} for row in table.rows())
         all_table = PropertyTable.from_rows(combined)
@@ -140,3 +118,35 @@ def measure_cmd(
     n_removed = sum(1 for r in combined if r.get("removed"))
     extra = f", removed {n_removed}" if groups else ""
     typer.echo(f"measured {len(combined)} object(s) in {len(jobs)} image(s){extra}; wrote {out}")
+
+
+def _measure_one(lab_path: Path, img_path: Path | None, *, resolution, axes, groups, stage: Path):
+    """Measure one label image (and write its filtered labels when there are conditions)."""
+    import numpy as np
+
+    from runner.errors import UserError
+    from runner.io import read_image, read_labels, stem, write_labels
+    from runner.measure import apply_conditions, measure_labels
+
+    img = read_image(img_path, axes=axes) if img_path is not None else None
+    lab = read_labels(lab_path, spatial_shape=None if img is None else img.data.shape[1:])
+    spacing = resolution or lab.info.resolution
+    if spacing is not None and len(spacing) == 3 and lab.data.ndim == 2:
+        spacing = spacing[1:]
+    if spacing is not None and len(spacing) != lab.data.ndim:
+        raise UserError(
+            f"--resolution has {len(spacing)} values for a {lab.data.ndim}D label image", path=lab_path
+        )
+    table = measure_labels(lab.data, image=None if img is None else img.data, resolution=spacing)
+    if groups:
+        try:
+            table = apply_conditions(table, groups, ndim=lab.data.ndim)
+        except UserError as exc:
+            raise UserError(str(exc), path=lab_path) from None
+        kept = lab.data.copy()
+        gone = table["label"][table["removed"]]
+        if len(gone):
+            kept[np.isin(lab.data, gone)] = 0
+        (stage / "filtered").mkdir(exist_ok=True)
+        write_labels(stage / "filtered" / f"{stem(lab_path)}.tif", kept, resolution=spacing)
+    return table

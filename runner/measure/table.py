@@ -13,6 +13,8 @@ import numpy as np
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return ""
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (float, np.floating)):
@@ -91,8 +93,10 @@ class PropertyTable:
 
     @classmethod
     def from_rows(cls, rows: list[Mapping]) -> PropertyTable:
+        """A table of dict rows; the columns are the union of the keys (in order), missing values empty."""
         table = cls()
-        if rows:
-            for key in rows[0]:
-                table.columns[key] = np.asarray([r[key] for r in rows])
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        for key in keys:
+            values = [r.get(key) for r in rows]
+            table.columns[key] = np.asarray(values, dtype=object if None in values else None)
         return table

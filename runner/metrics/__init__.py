@@ -42,6 +42,7 @@ __all__ = [
     "CRITERIA",
     "DEFAULT_THRESHOLDS",
     "Criterion",
+    "EvaluationOptions",
     "ImageMetrics",
     "Matches",
     "ThresholdStats",

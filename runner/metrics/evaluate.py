@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.errors import UserError
 from runner.metrics.aji import PixelCounts, aji, aji_plus, foreground_iou, splits_and_merges
@@ -21,6 +22,45 @@ AVAP_10: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds of ``av_ap_50_95_10``: [0.5:0.1:0.9]."""
 AVAP_05: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 """Thresholds of ``av_ap_50_95_05``: [0.5:0.05:0.95]."""
+
+
+class EvaluationOptions(BaseModel):
+    """How images are evaluated: the keyword options of :func:`evaluate_image` as a validated model."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    thresholds: tuple[float, ...] = Field(DEFAULT_THRESHOLDS, description="Matching thresholds in (0, 1].")
+    criterion: str = Field("iou", description="Matching criterion: iou, ior, iop or boundary_iou.")
+    overlapping: bool = Field(
+        False,
+        description="Inputs are overlapping stacks (N, (Z,) Y, X), one object per "
+        "plane (one side may be a label image).",
+    )
+    boundary_width: float = Field(2.0, ge=1.0, description="Band width in pixels for boundary_iou.")
+    coco_max_dets: int | None = Field(
+        None, ge=1, description="COCO detection cap per image (pycocotools: 100); None keeps all."
+    )
+    split_fraction: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of an object that must lie inside another to count towards a split or merge.",
+    )
+    score_dtype: Literal["float32", "float64"] = Field(
+        "float32", description="Precision of the scores: float32 reproduces stardist.matching exactly."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v):
+        if not v or any(not (0 < t <= 1) for t in v):
+            raise ValueError(f"thresholds must be non-empty and lie in (0, 1], got {list(v)}")
+        return v
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v):
+        return get_criterion(v).name
 
 
 @dataclass
@@ -204,6 +244,8 @@ def evaluate_image(
     crit = get_criterion(criterion)
     if score_dtype not in ("float32", "float64"):
         raise ValueError("score_dtype must be 'float32' or 'float64'")
+    if not 0 < split_fraction <= 1:
+        raise UserError(f"split_fraction must lie in (0, 1], got {split_fraction}")
     gt = _as_labels(gt, "ground truth", name)
     pred = _as_labels(pred, "prediction", name)
     _check_shapes(gt, pred, overlapping, name)

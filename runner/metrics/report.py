@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
-from runner.metrics.evaluate import DEFAULT_THRESHOLDS, ImageMetrics, _key, evaluate_image
+from runner.metrics.evaluate import DEFAULT_THRESHOLDS, EvaluationOptions, ImageMetrics, _key, evaluate_image
 from runner.metrics.summary import summarize
 
 _THRESHOLD_FIELDS = (
@@ -99,8 +99,8 @@ class EvaluationWriter:
     association_thresholds : sequence of float, optional
         Thresholds for the associations (default: all of ``thresholds``).
     **options
-        Passed to :func:`~runner.metrics.evaluate_image` (``criterion``, ``overlapping``, ``boundary_width``,
-        ...).
+        The other fields of :class:`~runner.metrics.evaluate.EvaluationOptions` (``criterion``,
+        ``overlapping``, ``boundary_width``, ``coco_max_dets``, ...), validated.
     """
 
     def __init__(
@@ -113,10 +113,10 @@ class EvaluationWriter:
         **options,
     ):
         self.folder = Path(folder)
-        self.thresholds = tuple(float(t) for t in thresholds)
+        self.settings = EvaluationOptions(thresholds=tuple(float(t) for t in thresholds), **options)
+        self.thresholds = self.settings.thresholds
         self.associations = associations
         self.association_thresholds = tuple(association_thresholds or self.thresholds)
-        self.options = options
         self.images: list[ImageMetrics] = []
         self._names: set[str] = set()
         missing = {_key(t) for t in self.association_thresholds} - {_key(t) for t in self.thresholds}
@@ -139,7 +139,7 @@ class EvaluationWriter:
         if metrics is None:
             if gt is None or pred is None:
                 raise ValueError("give gt and pred, or metrics")
-            metrics = evaluate_image(gt, pred, thresholds=self.thresholds, name=name, **self.options)
+            metrics = evaluate_image(gt, pred, name=name, **self.settings.model_dump())
         elif metrics.name is None:
             metrics.name = name
         self._names.add(name)
@@ -153,7 +153,7 @@ class EvaluationWriter:
 
         folder = self.folder / "associations" / _safe_name(name)
         folder.mkdir(parents=True, exist_ok=True)
-        overlapping = bool(self.options.get("overlapping", False))
+        overlapping = self.settings.overlapping
         for t in self.association_thresholds:
             m = metrics.matches(t)
             stem = f"{metrics.criterion}_{t:g}"
