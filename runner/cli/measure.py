@@ -71,8 +71,10 @@ def measure_cmd(
     ),
     axes: str = typer.Option(None, "--axes", help="Axes of the intensity images when metadata is missing."),
 ) -> None:
-    """Measure every object: npixels, area/volume, diameter, perimeter (2D) or surface area (3D), circularity
-    and elongation (2D) or sphericity (3D), centroid, bounding box and intensities.
+    """Measure every object (size, shape, position, intensity); optionally remove objects by property.
+
+    Columns: npixels, area (2D) or volume (3D), diameter, perimeter and circularity/elongation (2D) or surface
+    area and sphericity (3D), centroid, bounding box, and mean/min/max intensity with --image.
 
     Writes <out>/<name>.csv per label image and <out>/all_objects.csv; with --remove-if also the kept labels
     in <out>/filtered/ and the conditions in <out>/conditions.json (each CSV then says which condition groups
