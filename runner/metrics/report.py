@@ -13,7 +13,7 @@ Layout of the output folder::
     associations/<image>/<criterion>_<t>.png  (.tif, an ImageJ RGB stack, for 3D)
                                 the matching in colour: true positives green (predicted pixels), false
                                 negatives red (ground-truth pixels), false positives blue (predicted pixels);
-                                where they overlap the colours mix
+                                where they overlap the colours mix; object outlines are darker
 
 Use :func:`write_evaluation` for a whole batch (all files appear at once, or none on error), or
 :class:`EvaluationWriter` to evaluate images one by one into a folder you stage yourself::
@@ -251,6 +251,13 @@ def association_rgb(gt: np.ndarray, pred: np.ndarray, matches, *, overlapping: b
     rgb[..., 0] = 255 * red
     rgb[..., 1] = 255 * mask(pred, gt, matches.pred_ids)
     rgb[..., 2] = 255 * mask(pred, gt, matches.unmatched_pred)
+    from skimage.segmentation import find_boundaries
+
+    edges = np.zeros(red.shape, bool)  # darker outlines keep touching objects apart
+    for labels, other in ((gt, pred), (pred, gt)):
+        if not (overlapping and is_stack(labels, other)):
+            edges |= find_boundaries(labels, mode="inner")
+    rgb[edges] //= 2
     return rgb
 
 
