@@ -99,10 +99,28 @@ def main() -> None:
         n_obj = int(gt.max())
         speedup = f"{peer.seconds / ours.seconds:.1f}x"
         rows.append(
-            [name, n_obj, "bmz-runner watershed_bcd", ours.seconds, ours.peak_mib, speedup, agree, acc_ours]
+            [
+                name,
+                n_obj,
+                "bmz-runner watershed_bcd",
+                ours.seconds,
+                ours.peak_mib,
+                speedup,
+                f"{agree:.4f}",
+                acc_ours,
+            ]
         )
         rows.append(
-            [name, n_obj, "scikit-image label + watershed", peer.seconds, peer.peak_mib, "", 1.0, acc_peer]
+            [
+                name,
+                n_obj,
+                "scikit-image label + watershed",
+                peer.seconds,
+                peer.peak_mib,
+                "",
+                "reference",
+                acc_peer,
+            ]
         )
         print(
             f"{name}: ours {ours.seconds:.3f} s, scikit-image {peer.seconds:.3f} s, agreement {agree:.4f}",
