@@ -8,7 +8,8 @@ overlap class. Steps (PatchPerPix, Sec. 2.1 and 2.3):
    every patch is restricted to ``F`` (``patch_sparse``);
 2. consensus affinities of all pixel pairs in patch range (Eq. 3-4) and a score per patch (Eq. 5)
    (:mod:`~runner.postprocessing.ppp_consensus`);
-3. greedy cover of the foreground by decreasing score, then thin-out (:mod:`~runner.postprocessing.ppp_select`);
+3. greedy cover of the foreground by decreasing score, then thin-out
+   (:mod:`~runner.postprocessing.ppp_select`);
 4. patch-pair affinities (Eq. 6) between selected patches, partition by connected components of the positive
    subgraph or by the mutex watershed, then instances as a label image (each pixel takes the id of its most
    probable patch) or an overlapping stack (:mod:`~runner.postprocessing.ppp_graph`).
@@ -33,22 +34,45 @@ class PatchPerPixParams(Params):
     """Params of the PatchPerPix assembly."""
 
     patch: tuple[int, ...] | None = Field(
-        None, description="Patch window (z,)y,x, odd sizes, e.g. 25,25 or 9,9,9; None infers a square/cube "
-        "window from the channel count.")
-    threshold: float = Field(0.5, ge=0.5, lt=1.0, description="Patch threshold t (Eq. 1): p > t is patch "
-                             "foreground, p < 1 - t patch background.")
-    fg_threshold: float = Field(0.5, ge=0.0, lt=1.0, description="Foreground channel threshold for the image "
-                                "foreground.")
-    overlap_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Overlap channel threshold: pixels above "
-                                     "it are not used as patch centres.")
-    overlap_channel: bool | None = Field(None, description="Whether the last channel is the overlap class; None "
-                                         "decides from the channel count.")
-    partition: Literal["cc", "mws"] = Field("cc", description="Patch graph partition: connected components of "
-                                            "the positive subgraph (cc) or mutex watershed (mws).")
-    merge_threshold: float = Field(0.0, ge=-1.0, le=1.0, description="Patch pairs with affinity above it "
-                                   "attract, below it repel (0 = the sign of Eq. 6).")
-    output: Literal["labels", "stack"] = Field("labels", description="labels: one id per pixel (most probable "
-                                               "patch); stack: overlapping stack, one instance per plane.")
+        None,
+        description="Patch window (z,)y,x, odd sizes, e.g. 25,25 or 9,9,9; None infers a square/cube "
+        "window from the channel count.",
+    )
+    threshold: float = Field(
+        0.5,
+        ge=0.5,
+        lt=1.0,
+        description="Patch threshold t (Eq. 1): p > t is patch foreground, p < 1 - t patch background.",
+    )
+    fg_threshold: float = Field(
+        0.5, ge=0.0, lt=1.0, description="Foreground channel threshold for the image foreground."
+    )
+    overlap_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Overlap channel threshold: pixels above it are not used as patch centres.",
+    )
+    overlap_channel: bool | None = Field(
+        None,
+        description="Whether the last channel is the overlap class; None decides from the channel count.",
+    )
+    partition: Literal["cc", "mws"] = Field(
+        "cc",
+        description="Patch graph partition: connected components of "
+        "the positive subgraph (cc) or mutex watershed (mws).",
+    )
+    merge_threshold: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Patch pairs with affinity above it attract, below it repel (0 = the sign of Eq. 6).",
+    )
+    output: Literal["labels", "stack"] = Field(
+        "labels",
+        description="labels: one id per pixel (most probable "
+        "patch); stack: overlapping stack, one instance per plane.",
+    )
     min_size: int = Field(0, ge=0, description="Drop instances with fewer pixels.")
     thin_out: bool = Field(True, description="Thin out the greedy pre-selection of patches (Sec. 2.1).")
 
@@ -87,8 +111,10 @@ class Assembly:
     components: np.ndarray = field(repr=False)
 
 
-def resolve_layout(n_channels: int, spatial_ndim: int, params: PatchPerPixParams) -> tuple[tuple[int, ...], bool]:
-    """Patch window and overlap flag for a prediction with ``n_channels`` channels; a UserError if they clash."""
+def resolve_layout(
+    n_channels: int, spatial_ndim: int, params: PatchPerPixParams
+) -> tuple[tuple[int, ...], bool]:
+    """Patch window and overlap flag for a prediction of ``n_channels`` channels; UserError if they clash."""
     patch = params.patch
     if patch is None:
         for overlap in (True, False):
@@ -98,10 +124,14 @@ def resolve_layout(n_channels: int, spatial_ndim: int, params: PatchPerPixParams
                 return (side,) * spatial_ndim, overlap
         raise UserError(
             f"patchperpix: cannot infer a square/cube patch from {n_channels} channels of a {spatial_ndim}D "
-            "prediction", hint="give --param patch=25,25 (or 9,9,9)")
+            "prediction",
+            hint="give --param patch=25,25 (or 9,9,9)",
+        )
     if len(patch) != spatial_ndim:
-        raise UserError(f"patchperpix: patch {tuple(patch)} is {len(patch)}D but the prediction is {spatial_ndim}D",
-                        hint=f"give {spatial_ndim} sizes")
+        raise UserError(
+            f"patchperpix: patch {tuple(patch)} is {len(patch)}D but the prediction is {spatial_ndim}D",
+            hint=f"give {spatial_ndim} sizes",
+        )
     k = int(np.prod(patch))
     allowed = {True: k + 2, False: k + 1}
     if params.overlap_channel is not None:
@@ -113,7 +143,8 @@ def resolve_layout(n_channels: int, spatial_ndim: int, params: PatchPerPixParams
     raise UserError(
         f"patchperpix with patch {tuple(patch)} needs {want} channels (foreground, {k} patch offsets"
         f"{', overlap' if True in allowed else ''}), but the prediction has {n_channels}",
-        hint="check --param patch= against the model's PPP target layout")
+        hint="check --param patch= against the model's PPP target layout",
+    )
 
 
 def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = None) -> Assembly:
@@ -144,9 +175,9 @@ def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = N
     k = int(np.prod(patch))
     pred3 = cons.as_3d(prediction, ndim)
     fmask = pred3[0] > params.fg_threshold
-    centres = fmask & (pred3[-1] <= params.overlap_threshold) if has_overlap else fmask
+    overlap = fmask & (pred3[-1] > params.overlap_threshold) if has_overlap else None
     patch3 = (1, *patch) if ndim == 2 else tuple(patch)
-    ps = cons.prepare(pred3[1:1 + k], fmask, centres, params.threshold, patch3)
+    ps = cons.prepare(pred3[1 : 1 + k], fmask, overlap, params.threshold, patch3)
     aff, score = cons.consensus_and_scores(ps)
     chosen = select.select_patches(ps, score, thin_out=params.thin_out)
     pg = graph.patch_graph(ps, aff, chosen)
@@ -157,8 +188,15 @@ def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = N
     if ndim == 2:
         out = out[..., 0, :, :]
     coords = np.stack(np.unravel_index(ps.cpos[chosen], ps.shape), axis=1)[:, -ndim:]
-    return Assembly(out, fmask.reshape(prediction.shape[1:]), len(ps.cpos), len(chosen), len(pg.uv),
-                    coords.astype(np.int64), comp)
+    return Assembly(
+        out,
+        fmask.reshape(prediction.shape[1:]),
+        len(ps.cpos),
+        len(chosen),
+        len(pg.uv),
+        coords.astype(np.int64),
+        comp,
+    )
 
 
 def _filter_sizes(out: np.ndarray, min_size: int, *, stack: bool) -> np.ndarray:
@@ -184,13 +222,17 @@ def _check(prediction: np.ndarray, params: PatchPerPixParams) -> None:
     resolve_layout(prediction.shape[0], prediction.ndim - 1, params)
     lo, hi = float(prediction.min()), float(prediction.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
-        raise UserError(f"patchperpix needs probabilities in [0, 1], got values in [{lo:.3g}, {hi:.3g}]",
-                        hint="apply the sigmoid to the model output first (the PPP package does)")
+        raise UserError(
+            f"patchperpix needs probabilities in [0, 1], got values in [{lo:.3g}, {hi:.3g}]",
+            hint="apply the sigmoid to the model output first (the PPP package does)",
+        )
 
 
 @register("patchperpix", params=PatchPerPixParams, overlapping=True, check=_check)
-def patchperpix(prediction: np.ndarray, params: PatchPerPixParams, *, resolution=None, debug=None) -> np.ndarray:
-    """PatchPerPix: consensus of predicted shape patches, patch cover, patch graph partition (2D/3D, overlaps)."""
+def patchperpix(
+    prediction: np.ndarray, params: PatchPerPixParams, *, resolution=None, debug=None
+) -> np.ndarray:
+    """PatchPerPix: consensus of shape patches, patch cover, patch graph partition (2D/3D, overlaps)."""
     result = assemble(prediction, params)
     if debug is not None:
         debug["foreground"] = result.foreground

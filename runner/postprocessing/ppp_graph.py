@@ -9,8 +9,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from runner.postprocessing.ppp_consensus import AFF_SCALE, UNCOVERED, PatchSet
-from runner.postprocessing.ppp_select import _pixel
+from runner.postprocessing.ppp_consensus import AFF_SCALE, UNCOVERED, PatchSet, claim
 
 
 @dataclass
@@ -33,21 +32,21 @@ class PatchGraph:
 
 
 @njit(cache=True)
-def _pixel_members(selected, val, cpos, fidx, shape, patch, threshold, n_f):
+def _pixel_members(selected, val, cpos, fidx, offs, threshold, n_f):
     """CSR: for each foreground pixel, the selected patches (node ids) whose foreground contains it."""
     k_all = val.shape[1]
     count = np.zeros(n_f + 1, np.int64)
     for s in range(len(selected)):
         for k in range(k_all):
-            if val[selected[s], k] > threshold:
-                count[fidx[_pixel(cpos[selected[s]], k, shape, patch)] + 1] += 1
+            if claim(val[selected[s], k]) > threshold:
+                count[fidx[cpos[selected[s]] + offs[k]] + 1] += 1
     ptr = np.cumsum(count)
     members = np.empty(ptr[-1], np.int64)
     fill = ptr[:-1].copy()
     for s in range(len(selected)):
         for k in range(k_all):
-            if val[selected[s], k] > threshold:
-                i = fidx[_pixel(cpos[selected[s]], k, shape, patch)]
+            if claim(val[selected[s], k]) > threshold:
+                i = fidx[cpos[selected[s]] + offs[k]]
                 members[fill[i]] = s
                 fill[i] += 1
     return ptr, members
@@ -79,65 +78,96 @@ def _candidates(selected, cpos, shape, patch):
                             out = grown
                         out[m] = b
                         m += 1
+        out[ptr[a] : m].sort()
         ptr[a + 1] = m
     return ptr, out[:m]
 
 
+@njit(cache=True, inline="always")
+def _slot(cand_ptr, cand, u, v):
+    """Index of edge ``(u, v)``, ``u < v``, in the sorted candidate CSR (binary search)."""
+    lo, hi = cand_ptr[u], cand_ptr[u + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cand[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(parallel=True, cache=True)
-def _patch_affinities(selected, val, cpos, fidx, aff, shape, patch, threshold, mem_ptr, members, cand_ptr,
-                      cand, n_chunks):
+def _patch_affinities(fpos, aff, fidx, shape, patch, mem_ptr, members, cand_ptr, cand, n_nodes, n_chunks):
+    """Sum and count of Eq. 6 per candidate edge.
+
+    Every stored pixel pair ``(v, w = v + d)``, ``d > 0``, is read once from the contiguous row of ``v``; its
+    affinity is first summed per patch ``b`` holding ``w`` (``R(v, b)``), then ``R(v, b)`` goes to the edges
+    ``{a, b}`` of every patch ``a`` holding ``v``. Pairs ``(v, v)`` go to the edges of patches sharing ``v``.
+    """
     zs, ys, xs = shape
     pz, py, px = patch
     ly, lx = 2 * py - 1, 2 * px - 1
     centre = ((2 * pz - 1) * ly * lx) // 2
-    k_all = val.shape[1]
-    n = len(selected)
-    total = np.zeros(len(cand), np.float64)
-    count = np.zeros(len(cand), np.int64)
+    n_f = len(fpos)
+    total = np.zeros((n_chunks, len(cand)), np.float64)
+    count = np.zeros((n_chunks, len(cand)), np.int64)
     for chunk in prange(n_chunks):
-        acc = np.zeros(n, np.float64)
-        cnt = np.zeros(n, np.int64)
-        for a in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
-            if cand_ptr[a] == cand_ptr[a + 1]:
+        acc = np.zeros(n_nodes, np.float64)
+        cnt = np.zeros(n_nodes, np.int64)
+        touched = np.empty(n_nodes, np.int64)
+        for i in range(chunk * n_f // n_chunks, (chunk + 1) * n_f // n_chunks):
+            m0, m1 = mem_ptr[i], mem_ptr[i + 1]
+            if m0 == m1:
                 continue
-            for k in range(k_all):
-                if val[selected[a], k] <= threshold:
-                    continue
-                v = _pixel(cpos[selected[a]], k, shape, patch)
-                iv = fidx[v]
-                z0, y0, x0 = v // (ys * xs), (v // xs) % ys, v % xs
-                for dz in range(-(pz - 1), pz):
-                    z = z0 + dz
-                    if z < 0 or z >= zs:
+            q = aff[i, 0]
+            if q != UNCOVERED:  # d = 0: v in both patches
+                for ja in range(m0, m1):
+                    for jb in range(ja + 1, m1):
+                        u, w = min(members[ja], members[jb]), max(members[ja], members[jb])
+                        e = _slot(cand_ptr, cand, u, w)
+                        total[chunk, e] += q
+                        count[chunk, e] += 1
+            p = fpos[i]
+            z0, y0, x0 = p // (ys * xs), (p // xs) % ys, p % xs
+            n_t = 0
+            for dz in range(0, pz):
+                z = z0 + dz
+                if z >= zs:
+                    break
+                for dy in range(-(py - 1) if dz > 0 else 0, py):
+                    y = y0 + dy
+                    if y < 0 or y >= ys:
                         continue
-                    for dy in range(-(py - 1), py):
-                        y = y0 + dy
-                        if y < 0 or y >= ys:
+                    fbase = ((dz + pz - 1) * ly + (dy + py - 1)) * lx + px - 1 - centre
+                    for dx in range(-(px - 1) if (dz > 0 or dy > 0) else 1, px):
+                        x = x0 + dx
+                        if x < 0 or x >= xs:
                             continue
-                        fbase = ((dz + pz - 1) * ly + (dy + py - 1)) * lx + px - 1
-                        for dx in range(-(px - 1), px):
-                            x = x0 + dx
-                            if x < 0 or x >= xs:
-                                continue
-                            iw = fidx[(z * ys + y) * xs + x]
-                            if iw < 0 or mem_ptr[iw] == mem_ptr[iw + 1]:
-                                continue
-                            fd = fbase + dx
-                            q = aff[iv, fd - centre] if fd >= centre else aff[iw, centre - fd]
-                            if q == UNCOVERED:
-                                continue
-                            for j in range(mem_ptr[iw], mem_ptr[iw + 1]):
-                                b = members[j]
-                                if b > a:
-                                    acc[b] += q
-                                    cnt[b] += 1
-            for j in range(cand_ptr[a], cand_ptr[a + 1]):
-                b = cand[j]
-                total[j] = acc[b]
-                count[j] = cnt[b]
-                acc[b] = 0
-                cnt[b] = 0
-    return total, count
+                        iw = fidx[(z * ys + y) * xs + x]
+                        if iw < 0 or mem_ptr[iw] == mem_ptr[iw + 1]:
+                            continue
+                        q = aff[i, fbase + dx]
+                        if q == UNCOVERED:
+                            continue
+                        for jb in range(mem_ptr[iw], mem_ptr[iw + 1]):
+                            b = members[jb]
+                            if cnt[b] == 0:
+                                touched[n_t] = b
+                                n_t += 1
+                            acc[b] += q
+                            cnt[b] += 1
+            for ja in range(m0, m1):
+                a = members[ja]
+                for j in range(n_t):
+                    b = touched[j]
+                    if b != a:
+                        e = _slot(cand_ptr, cand, min(a, b), max(a, b))
+                        total[chunk, e] += acc[b]
+                        count[chunk, e] += cnt[b]
+            for j in range(n_t):
+                acc[touched[j]] = 0
+                cnt[touched[j]] = 0
+    return total.sum(axis=0), count.sum(axis=0)
 
 
 def patch_graph(ps: PatchSet, aff: np.ndarray, selected: np.ndarray) -> PatchGraph:
@@ -146,11 +176,12 @@ def patch_graph(ps: PatchSet, aff: np.ndarray, selected: np.ndarray) -> PatchGra
     patch = np.asarray(ps.patch, np.int64)
     t = np.float32(ps.threshold)
     selected = np.asarray(selected, np.int64)
-    mem_ptr, members = _pixel_members(selected, ps.val, ps.cpos, ps.fidx, shape, patch, t, len(ps.fpos))
+    mem_ptr, members = _pixel_members(selected, ps.val, ps.cpos, ps.fidx, ps.offsets, t, len(ps.fpos))
     cand_ptr, cand = _candidates(selected, ps.cpos, shape, patch)
-    n_chunks = max(1, 4 * numba.get_num_threads())
-    total, count = _patch_affinities(selected, ps.val, ps.cpos, ps.fidx, aff, shape, patch, t, mem_ptr,
-                                     members, cand_ptr, cand, n_chunks)
+    n_chunks = max(1, 2 * numba.get_num_threads())
+    total, count = _patch_affinities(
+        ps.fpos, aff, ps.fidx, shape, patch, mem_ptr, members, cand_ptr, cand, len(selected), n_chunks
+    )
     u = np.repeat(np.arange(len(selected), dtype=np.int64), np.diff(cand_ptr))
     keep = count > 0
     uv = np.stack([u[keep], cand[keep]], axis=1)
@@ -185,23 +216,25 @@ def partition(graph: PatchGraph, method: Literal["cc", "mws"], *, threshold: flo
     g = undirected_graph(n)
     if pos.any():
         g.insert_edges(graph.uv[pos].astype(np.uint64))
-    labels = mutex_watershed_clustering(g, weight[pos].astype(np.float64),
-                                        graph.uv[~pos].astype(np.uint64).reshape(-1, 2),
-                                        (-weight[~pos]).astype(np.float64))
+    labels = mutex_watershed_clustering(
+        g,
+        weight[pos].astype(np.float64),
+        graph.uv[~pos].astype(np.uint64).reshape(-1, 2),
+        (-weight[~pos]).astype(np.float64),
+    )
     return labels.astype(np.int64)
 
 
 @njit(cache=True)
-def _render_labels(selected, comp, val, cpos, shape, patch, threshold):
+def _render_labels(selected, comp, val, cpos, offs, n_pix, threshold):
     """Each covered pixel takes the component of its most probable selected patch."""
-    zs, ys, xs = shape
-    out = np.zeros(zs * ys * xs, np.uint32)
-    best = np.full(zs * ys * xs, -1.0, np.float32)
+    out = np.zeros(n_pix, np.uint32)
+    best = np.full(n_pix, -1.0, np.float32)
     for s in range(len(selected)):
         for k in range(val.shape[1]):
-            v = val[selected[s], k]
+            v = claim(val[selected[s], k])
             if v > threshold:
-                p = _pixel(cpos[selected[s]], k, shape, patch)
+                p = cpos[selected[s]] + offs[k]
                 if v > best[p]:
                     best[p] = v
                     out[p] = comp[s] + 1
@@ -209,18 +242,19 @@ def _render_labels(selected, comp, val, cpos, shape, patch, threshold):
 
 
 @njit(cache=True)
-def _render_stack(selected, comp, n_comp, val, cpos, shape, patch, threshold):
+def _render_stack(selected, comp, n_comp, val, cpos, offs, n_pix, threshold):
     """One plane per component: the union of its patches' foregrounds."""
-    zs, ys, xs = shape
-    out = np.zeros((n_comp, zs * ys * xs), np.uint32)
+    out = np.zeros((n_comp, n_pix), np.uint32)
     for s in range(len(selected)):
         for k in range(val.shape[1]):
-            if val[selected[s], k] > threshold:
-                out[comp[s], _pixel(cpos[selected[s]], k, shape, patch)] = comp[s] + 1
+            if claim(val[selected[s], k]) > threshold:
+                out[comp[s], cpos[selected[s]] + offs[k]] = comp[s] + 1
     return out
 
 
-def render(ps: PatchSet, selected: np.ndarray, comp: np.ndarray, output: Literal["labels", "stack"]) -> np.ndarray:
+def render(
+    ps: PatchSet, selected: np.ndarray, comp: np.ndarray, output: Literal["labels", "stack"]
+) -> np.ndarray:
     """Instances from the selected patches and their components.
 
     Returns
@@ -228,11 +262,10 @@ def render(ps: PatchSet, selected: np.ndarray, comp: np.ndarray, output: Literal
     (Z, Y, X) ndarray of uint32 (``"labels"``) or (N, Z, Y, X) ndarray of uint32 (``"stack"``, plane ``i``
     holds instance ``i + 1``).
     """
-    shape = np.asarray(ps.shape, np.int64)
-    patch = np.asarray(ps.patch, np.int64)
+    n_pix = int(np.prod(ps.shape))
     t = np.float32(ps.threshold)
     comp = np.asarray(comp, np.int64)
     if output == "labels":
-        return _render_labels(selected, comp, ps.val, ps.cpos, shape, patch, t).reshape(ps.shape)
+        return _render_labels(selected, comp, ps.val, ps.cpos, ps.offsets, n_pix, t).reshape(ps.shape)
     n = int(comp.max()) + 1 if len(comp) else 0
-    return _render_stack(selected, comp, n, ps.val, ps.cpos, shape, patch, t).reshape((n, *ps.shape))
+    return _render_stack(selected, comp, n, ps.val, ps.cpos, ps.offsets, n_pix, t).reshape((n, *ps.shape))

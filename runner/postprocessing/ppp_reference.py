@@ -1,10 +1,11 @@
 """A direct dense numpy implementation of the PatchPerPix assembly, for tests and benchmarks only.
 
 It follows Eq. 3-6 literally with the dense layout of the published implementation: a consensus array of
-``prod(2p - 1)`` values per pixel of the image (sums and counts, both halves of the difference set), filled by one
-vectorised update per pair of patch offsets. Same inputs, same restriction of the patches to the foreground and
-the same tie-breaking as :func:`runner.postprocessing.patchperpix.assemble`, so both give the same instances;
-memory is ``8 * prod(2p - 1)`` bytes per pixel (19 kB for 25x25) and time ``K^2`` image-sized operations.
+``prod(2p - 1)`` values per pixel of the image (sums and counts, both halves of the difference set), filled
+by one vectorised update per pair of patch offsets. Same inputs, same restriction of the patches to the
+foreground and the same tie-breaking as :func:`runner.postprocessing.patchperpix.assemble`, so both give the
+same instances; memory is ``8 * prod(2p - 1)`` bytes per pixel (19 kB for 25x25) and time ``K^2`` image-sized
+operations.
 """
 
 from __future__ import annotations
@@ -30,18 +31,29 @@ def _offsets(patch):
     return np.stack([g.ravel() for g in grids], axis=1)
 
 
-def dense_patches(pred3: np.ndarray, fmask: np.ndarray, centres: np.ndarray, patch3) -> np.ndarray:
-    """``(K, Z, Y, X)``: value of offset ``k`` of the patch at each centre ``x``; NaN outside the domain."""
+def dense_patches(
+    pred3: np.ndarray, fmask: np.ndarray, overlap: np.ndarray, patch3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Value of offset ``k`` of the patch at each centre ``x`` (``F`` minus overlap), ``(K, Z, Y, X)``.
+
+    Returns ``(vals, claims)``: ``vals`` is NaN where ``x + o_k`` is outside the image, outside ``F`` or an
+    overlap pixel (the consensus domain); ``claims`` keeps overlap pixels (used for the cover and the output).
+    """
     offsets = _offsets(patch3)
-    out = np.full((len(offsets), *fmask.shape), np.nan, np.float32)
+    centres = fmask & ~overlap
+    vals = np.full((len(offsets), *fmask.shape), np.nan, np.float32)
+    claims = np.full_like(vals, np.nan)
     for k, off in enumerate(offsets):
-        # the pixel x + off must be in the image and in F
-        dst, src = _shift(-off, fmask.shape)
+        dst, src = _shift(-off, fmask.shape)  # the pixel x + off, seen from x
         inside = np.zeros(fmask.shape, bool)
         inside[dst] = fmask[src]
+        is_overlap = np.zeros(fmask.shape, bool)
+        is_overlap[dst] = overlap[src]
         ok = inside & centres
-        out[k][ok] = np.clip(pred3[1 + k][ok], 0, 1)
-    return out
+        claims[k][ok] = np.clip(pred3[1 + k][ok], 0, 1)
+        ok &= ~is_overlap
+        vals[k][ok] = np.clip(pred3[1 + k][ok], 0, 1)
+    return vals, claims
 
 
 def dense_consensus(vals: np.ndarray, patch3, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +73,11 @@ def dense_consensus(vals: np.ndarray, patch3, t: float) -> tuple[np.ndarray, np.
     bg = valid & (vals < 1 - t)
     for k1 in range(k_all):
         a, a_fg, a_bg = v0[k1][np.newaxis], fg[k1][np.newaxis], bg[k1][np.newaxis]
-        f = np.where(a_fg & fg, a * v0, 0) - np.where(a_fg & bg, a * (1 - v0), 0) \
+        f = (
+            np.where(a_fg & fg, a * v0, 0)
+            - np.where(a_fg & bg, a * (1 - v0), 0)
             - np.where(a_bg & fg, (1 - a) * v0, 0)
+        )
         c = (valid[k1][np.newaxis] & valid & (a_fg | fg)).astype(np.float32)
         dst, src = _shift(offsets[k1], shape)  # pair (x + o1, x + o2) is stored at y = x + o1
         num[(dmap[k1],) + dst] += f[(slice(None),) + src]
@@ -101,7 +116,9 @@ def _fg_pixels(vals, fg_idx, c, offsets, shape, t):
     return np.ravel_multi_index(tuple((x + offsets[ks]).T), shape), ks
 
 
-def dense_select(vals: np.ndarray, score: np.ndarray, patch3, t: float, *, thin_out: bool = True) -> np.ndarray:
+def dense_select(
+    vals: np.ndarray, score: np.ndarray, patch3, t: float, *, thin_out: bool = True
+) -> np.ndarray:
     """Greedy cover by score then thin-out; returns flat centre positions in selection order."""
     offsets = _offsets(patch3)
     shape = vals.shape[1:]
@@ -155,23 +172,31 @@ def dense_patch_graph(vals, aff, selected, patch3, t) -> PatchGraph:
     return PatchGraph(np.asarray(selected, np.int64), np.array(uv, np.int64).reshape(-1, 2), np.array(paff))
 
 
-def dense_assemble(prediction: np.ndarray, *, patch, threshold: float = 0.5, fg_threshold: float = 0.5,
-                   overlap_threshold: float = 0.5, overlap: bool = True, partition_method: str = "cc",
-                   thin_out: bool = True) -> np.ndarray:
+def dense_assemble(
+    prediction: np.ndarray,
+    *,
+    patch,
+    threshold: float = 0.5,
+    fg_threshold: float = 0.5,
+    overlap_threshold: float = 0.5,
+    overlap: bool = True,
+    partition_method: str = "cc",
+    thin_out: bool = True,
+) -> np.ndarray:
     """Label image ``(Z,) Y, X`` (most probable patch per pixel), computed densely."""
     ndim = prediction.ndim - 1
     pred3 = as_3d(np.asarray(prediction, np.float32), ndim)
     patch3 = (1, *patch) if ndim == 2 else tuple(patch)
     fmask = pred3[0] > fg_threshold
-    centres = fmask & (pred3[-1] <= overlap_threshold) if overlap else fmask
-    vals = dense_patches(pred3, fmask, centres, patch3)
+    omask = fmask & (pred3[-1] > overlap_threshold) if overlap else np.zeros_like(fmask)
+    vals, claims = dense_patches(pred3, fmask, omask, patch3)
     aff, dmap = dense_consensus(vals, patch3, threshold)
     score = dense_scores(vals, aff, dmap, patch3, threshold)
-    selected = dense_select(vals, score, patch3, threshold, thin_out=thin_out)
-    graph = dense_patch_graph(vals, aff, selected, patch3, threshold)
+    selected = dense_select(claims, score, patch3, threshold, thin_out=thin_out)
+    graph = dense_patch_graph(claims, aff, selected, patch3, threshold)
     comp = partition(graph, partition_method)
     offsets = _offsets(patch3)
-    flat = vals.reshape(len(vals), -1)
+    flat = claims.reshape(len(claims), -1)
     out = np.zeros(fmask.size, np.uint32)
     best = np.full(fmask.size, -1.0, np.float32)
     for s, c in enumerate(selected):

@@ -5,29 +5,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from runner.postprocessing.ppp_consensus import PatchSet
-
-
-@njit(cache=True, inline="always")
-def _pixel(p, k, shape, patch):
-    """Flat position of offset ``k`` of the patch centred at flat position ``p`` (no bounds check)."""
-    ys, xs = shape[1], shape[2]
-    pz, py, px = patch
-    z = p // (ys * xs) + k // (py * px) - pz // 2
-    y = (p // xs) % ys + (k // px) % py - py // 2
-    x = p % xs + k % px - px // 2
-    return (z * ys + y) * xs + x
+from runner.postprocessing.ppp_consensus import PatchSet, claim
 
 
 @njit(cache=True)
-def _cover(order, val, cpos, fidx, shape, patch, threshold, n_f):
+def _cover(order, val, cpos, fidx, offs, threshold, n_f):
     """Pre-selection: walk patches by decreasing score, keep those covering new foreground."""
     k_all = val.shape[1]
     coverable = np.zeros(n_f, np.bool_)
-    for c in range(val.shape[0]):
+    for c in order:
         for k in range(k_all):
-            if val[c, k] > threshold:
-                coverable[fidx[_pixel(cpos[c], k, shape, patch)]] = True
+            if claim(val[c, k]) > threshold:
+                coverable[fidx[cpos[c] + offs[k]]] = True
     remaining = coverable.sum()
     covered = np.zeros(n_f, np.bool_)
     pre = np.empty(len(order), np.int64)
@@ -37,8 +26,8 @@ def _cover(order, val, cpos, fidx, shape, patch, threshold, n_f):
             break
         new = 0
         for k in range(k_all):
-            if val[c, k] > threshold:
-                i = fidx[_pixel(cpos[c], k, shape, patch)]
+            if claim(val[c, k]) > threshold:
+                i = fidx[cpos[c] + offs[k]]
                 if not covered[i]:
                     covered[i] = True
                     new += 1
@@ -50,7 +39,7 @@ def _cover(order, val, cpos, fidx, shape, patch, threshold, n_f):
 
 
 @njit(cache=True)
-def _thin_out(pre, val, cpos, fidx, shape, patch, threshold, n_f):
+def _thin_out(pre, val, cpos, fidx, offs, threshold, n_f):
     """Greedy max-cover over the pre-selection: take the patch covering the most uncovered foreground next."""
     k_all = val.shape[1]
     m = len(pre)
@@ -58,16 +47,16 @@ def _thin_out(pre, val, cpos, fidx, shape, patch, threshold, n_f):
     count = np.zeros(n_f + 1, np.int64)
     for j in range(m):
         for k in range(k_all):
-            if val[pre[j], k] > threshold:
-                count[fidx[_pixel(cpos[pre[j]], k, shape, patch)] + 1] += 1
+            if claim(val[pre[j], k]) > threshold:
+                count[fidx[cpos[pre[j]] + offs[k]] + 1] += 1
                 gain[j] += 1
     ptr = np.cumsum(count)
     members = np.empty(ptr[-1], np.int64)
     fill = ptr[:-1].copy()
     for j in range(m):
         for k in range(k_all):
-            if val[pre[j], k] > threshold:
-                i = fidx[_pixel(cpos[pre[j]], k, shape, patch)]
+            if claim(val[pre[j], k]) > threshold:
+                i = fidx[cpos[pre[j]] + offs[k]]
                 members[fill[i]] = j
                 fill[i] += 1
     covered = np.zeros(n_f, np.bool_)
@@ -80,8 +69,8 @@ def _thin_out(pre, val, cpos, fidx, shape, patch, threshold, n_f):
         chosen[n_chosen] = pre[best]
         n_chosen += 1
         for k in range(k_all):
-            if val[pre[best], k] > threshold:
-                i = fidx[_pixel(cpos[pre[best]], k, shape, patch)]
+            if claim(val[pre[best], k]) > threshold:
+                i = fidx[cpos[pre[best]] + offs[k]]
                 if not covered[i]:
                     covered[i] = True
                     for q in range(ptr[i], ptr[i + 1]):
@@ -107,8 +96,7 @@ def select_patches(ps: PatchSet, score: np.ndarray, *, thin_out: bool = True) ->
     (S,) ndarray of int64
         Selected centre indices, in selection order.
     """
-    args = (ps.val, ps.cpos, ps.fidx, np.asarray(ps.shape, np.int64), np.asarray(ps.patch, np.int64),
-            np.float32(ps.threshold), len(ps.fpos))
+    args = (ps.val, ps.cpos, ps.fidx, ps.offsets, np.float32(ps.threshold), len(ps.fpos))
     pre = _cover(rank(score), *args)
     if not thin_out or len(pre) == 0:
         return pre

@@ -21,6 +21,7 @@ from runner.targets.codes import (
     split_code,
 )
 from runner.targets.gradient_anomaly import GradientAnomalyOptions, gradient_anomaly_weights
+from runner.targets.ppp import ppp_targets  # noqa: F401  (registers the PatchPerPix code PPP)
 
 
 def make_targets(
