@@ -1,0 +1,72 @@
+"""Field-by-field reference of the recipe schema, generated from the pydantic field descriptions.
+
+``python -m runner.recipes.docs`` prints the Markdown tables used in ``model_specs/README.md``; a test checks
+that the README lists every field of the schema.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from runner.recipes.recipe import Recipe
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out += _models_in(arg)
+    return out
+
+
+def _type_name(annotation) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    for junk in ("typing.", "runner.recipes.sections.", "runner.targets.codes.", "runner.models.config.",
+                 "runner.targets.gradient_anomaly.", "NoneType"):
+        text = text.replace(junk, "" if junk != "NoneType" else "None")
+    return text.replace("|", "\\|")
+
+
+def _default(field) -> str:
+    if field.default is not PydanticUndefined:
+        value = field.default
+        if isinstance(value, BaseModel):
+            return "see below"
+        return f"`{value!r}`" if value is not None else "`null`"
+    if field.default_factory is not None:
+        return "see below"
+    return "**required**"
+
+
+def sections(model: type[BaseModel] = Recipe, prefix: str = "") -> list[tuple[str, type[BaseModel]]]:
+    """``(key path, model)`` for the recipe and every nested section, depth first."""
+    out = [(prefix or "(top level)", model)]
+    for name, field in model.model_fields.items():
+        for sub in _models_in(field.annotation):
+            path = f"{prefix}.{name}" if prefix else name
+            if len(_models_in(field.annotation)) > 1:
+                path = f"{path} (name: {sub.model_fields['name'].annotation.__args__[0]})"
+            out += sections(sub, path)
+    return out
+
+
+def fields_markdown() -> str:
+    """One Markdown table per section: key, type, default, description."""
+    lines: list[str] = []
+    for path, model in sections():
+        lines += [f"### `{path}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
+                  "| key | type | default | description |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(fields_markdown())
