@@ -80,7 +80,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, *, device: str 
     from runner.training.checkpoints import load_checkpoint as _load
     from runner.training.data import load_datasets
     from runner.training.loop import Trainer, write_run_recipe
-    from runner.training.setup import prepare_run_dir, resolve_device, set_threads
+    from runner.training.setup import prepare_run_dir, resolve_device, torch_threads
 
     out = Path(out)
     prepare_run_dir(out, resume=resume)
@@ -91,19 +91,19 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, *, device: str 
         seed = None
     recipe = _apply_overrides(recipe, iterations=iterations, seed=seed)
     dev = resolve_device(device)
-    set_threads(recipe)
     data = load_datasets(data_dir, recipe, progress=progress)
     if data.val:
         check_postprocessing(recipe)
-    if not resume:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (out / "charts").mkdir(exist_ok=True)
-    write_run_recipe(out, recipe)
-    trainer = Trainer(recipe, data, out, dev, progress=progress, data_dir=str(data_dir))
-    if ckpt is not None:
-        _check_same_data(ckpt, trainer)
-        trainer.restore(ckpt)
-    return trainer.run(stop_at=stop_at)
+    with torch_threads(recipe):
+        trainer = Trainer(recipe, data, out, dev, progress=progress, data_dir=str(data_dir))
+        if ckpt is not None:
+            _check_same_data(ckpt, trainer)
+            trainer.restore(ckpt)
+        if not resume:
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (out / "charts").mkdir(exist_ok=True)
+        write_run_recipe(out, recipe)
+        return trainer.run(stop_at=stop_at)
 
 
 def _resumed_recipe(given: Recipe | None, ckpt: dict, seed: int | None) -> Recipe:

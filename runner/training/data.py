@@ -61,9 +61,15 @@ def split_pairs(data_dir: str | Path, recipe: Recipe) -> tuple[list[Pair], list[
         return _fraction_split(pairs, recipe, str(splits[""]))
     train = find_pairs(splits["train"])
     val_dir = splits.get("val") or splits.get("validation")
-    if val_dir is None:
+    if val_dir is None or _empty_split(val_dir):
         return _fraction_split(train, recipe, str(splits["train"]))
     return train, find_pairs(val_dir), {"train": str(splits["train"]), "val": str(val_dir)}
+
+
+def _empty_split(split: Path) -> bool:
+    from runner.io import list_images
+
+    return all(not (split / sub).is_dir() or not list_images(split / sub) for sub in ("x", "y"))
 
 
 def _fraction_split(pairs: list[Pair], recipe: Recipe, where: str):

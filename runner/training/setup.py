@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -40,11 +41,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_threads(recipe: Recipe) -> int:
-    """Set torch's intra-op threads from the recipe (default: every available core); returns the count."""
+@contextlib.contextmanager
+def torch_threads(recipe: Recipe):
+    """Run with torch's intra-op threads set from the recipe (default: every available core), then restore.
+
+    On a shared CPU fewer threads than cores can be much faster: torch's worker threads wait for each
+    other at every operation, so one descheduled thread stalls them all.
+    """
+    before = torch.get_num_threads()
     n = recipe.training.threads or available_cores()
     torch.set_num_threads(n)
-    return n
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
