@@ -139,10 +139,11 @@ def resolve_layout(
     for overlap, count in allowed.items():
         if count == n_channels:
             return tuple(patch), overlap
-    want = " or ".join(str(c) for c in allowed.values())
+    want = " or ".join(str(c) for c in sorted(allowed.values()))
     raise UserError(
         f"patchperpix with patch {tuple(patch)} needs {want} channels (foreground, {k} patch offsets"
-        f"{', overlap' if True in allowed else ''}), but the prediction has {n_channels}",
+        f"{' [, overlap]' if len(allowed) == 2 else (', overlap' if True in allowed else '')}), but the "
+        f"prediction has {n_channels}",
         hint="check --param patch= against the model's PPP target layout",
     )
 
@@ -202,7 +203,7 @@ def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = N
 def _filter_sizes(out: np.ndarray, min_size: int, *, stack: bool) -> np.ndarray:
     """Drop instances smaller than ``min_size`` and number the rest ``1..n`` (plane order for stacks)."""
     if stack:
-        sizes = np.count_nonzero(out.reshape(len(out), -1), axis=1)
+        sizes = np.count_nonzero(out.reshape(len(out), -1), axis=1) if len(out) else np.zeros(0, int)
         keep = np.flatnonzero(sizes >= max(min_size, 1))
         kept = out[keep]
         for i in range(len(kept)):
