@@ -38,6 +38,7 @@ def _net(name: str, ndim: int, acts=None):
     return build_model(UNetConfig(**ARCHS[name]), ndim=ndim, in_channels=2, activations=acts).eval()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_script_and_onnx_export(name, ndim):

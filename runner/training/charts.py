@@ -56,7 +56,8 @@ def write_charts(folder: Path, rows: list[dict], *, metric: str) -> None:
     ax.set_ylabel("loss")
     if train and min(v for _, v in train) > 0:
         ax.set_yscale("log")
-    ax.legend()
+    if train or val:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(folder / "loss.png") as tmp:
