@@ -27,8 +27,13 @@ ARCHS = {
     "instance": {"depth": 2, "features": 4, "norm": "instance"},
     "group": {"depth": 2, "features": 4, "norm": "group", "groups": 2},
     "none": {"depth": 2, "features": 4, "norm": "none"},
-    "ppp_constant_nearest": {"depth": 2, "features": 4, "up_features": "constant", "upsampling": "nearest",
-                             "feature_factor": 3},
+    "ppp_constant_nearest": {
+        "depth": 2,
+        "features": 4,
+        "up_features": "constant",
+        "upsampling": "nearest",
+        "feature_factor": 3,
+    },
 }
 
 
@@ -56,8 +61,16 @@ def test_script_and_onnx_export(name, ndim):
     axes = {0: "b", **{i + 2: f"s{i}" for i in range(ndim)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=18, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+        torch.onnx.export(
+            net,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=18,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": axes, "output": axes},
+        )
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     out = sess.run(None, {"input": x2.numpy()})[0]
     assert out.shape == (2, 6, *([12] * ndim))
@@ -98,8 +111,13 @@ def test_size_rule_and_pooling():
     assert net(torch.zeros(1, 1, 2, 4, 8)).shape == (1, 1, 2, 4, 8)
 
 
-@pytest.mark.parametrize("cfg", [UNetConfig(depth=2, features=4, norm="none"),
-                                 UNetConfig(depth=3, features=4, norm="none", upsampling="nearest")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        UNetConfig(depth=2, features=4, norm="none"),
+        UNetConfig(depth=3, features=4, norm="none", upsampling="nearest"),
+    ],
+)
 def test_receptive_field_matches_gradient_support(cfg):
     """The computed receptive field and one-sided reach equal the support of an output pixel's gradient."""
     torch.manual_seed(1)

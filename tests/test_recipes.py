@@ -54,8 +54,17 @@ def test_shipped_recipes_spell_out_every_section(name):
     data = yaml.safe_load((SPECS / name).read_text())
     assert set(data) == set(Recipe.model_fields)
     recipe = load_recipe(SPECS / name)
-    for section in ("targets", "model", "data", "training", "optimizer", "schedule", "augmentation", "loss",
-                    "validation"):
+    for section in (
+        "targets",
+        "model",
+        "data",
+        "training",
+        "optimizer",
+        "schedule",
+        "augmentation",
+        "loss",
+        "validation",
+    ):
         assert set(data[section]) == set(type(getattr(recipe, section)).model_fields), section
 
 
@@ -72,11 +81,16 @@ def _error(data: dict, tmp_path: Path) -> str:
 @pytest.mark.parametrize(
     "patch, expected",
     [
-        ({"training": {"iterations": 5, "batch_sise": 3}}, "training.batch_sise: unknown key (allowed: iterations"),
+        (
+            {"training": {"iterations": 5, "batch_sise": 3}},
+            "training.batch_sise: unknown key (allowed: iterations",
+        ),
         ({"training": {"iterations": "ten"}}, "training.iterations: Input should be a valid integer"),
         ({"model": {"depth": 2, "nrom": "batch"}}, "model.nrom: unknown key"),
-        ({"schedule": {"name": "cosine", "warmpu": 3}}, "schedule.warmpu: unknown key (allowed: name, warmup, "
-                                                        "min_lr_ratio)"),
+        (
+            {"schedule": {"name": "cosine", "warmpu": 3}},
+            "schedule.warmpu: unknown key (allowed: name, warmup, min_lr_ratio)",
+        ),
         ({"data": {"patch": [60, 64]}}, "must be multiples of the network step [16, 16]"),
         ({"data": {"patch": [64, 64, 64]}}, "data.patch has 3 values but dims is 2"),
         ({"targets": {"code": "XYZ"}}, "unknown target code 'XYZ'"),

@@ -1,4 +1,4 @@
-"""Training: a tiny U-Net learns on synthetic 2D/3D data, run folder contents, load_run, class head, bad input."""
+"""Training: a tiny U-Net learns on synthetic 2D/3D data; run folder, load_run, class head, bad input."""
 
 from __future__ import annotations
 
@@ -22,8 +22,13 @@ def tiny(dims: int = 2, **override) -> object:
         "dims": dims,
         "model": {"depth": 2, "features": 8},
         "data": {"patch": [48, 48] if dims == 2 else [16, 32, 32]},
-        "training": {"iterations": 40, "batch_size": 4 if dims == 2 else 2, "log_every": 5,
-                     "checkpoint_every": 10, "threads": 1},
+        "training": {
+            "iterations": 40,
+            "batch_size": 4 if dims == 2 else 2,
+            "log_every": 5,
+            "checkpoint_every": 10,
+            "threads": 1,
+        },
         "optimizer": {"lr": 0.01},
         "schedule": {"name": "constant", "warmup": 0},
         "validation": {"every": 20, "metric": "accuracy@0.5"},
@@ -41,8 +46,14 @@ def test_train_2d_loss_drops_and_run_folder(dataset2d, tmp_path):
     run = tmp_path / "run"
     result = train(tiny(2), dataset2d, run, progress=False)
     assert result.iteration == 40 and not result.interrupted
-    for name in ("recipe.yaml", "train_log.csv", "checkpoints/last.pt", "checkpoints/best.pt", "charts/loss.png",
-                 "charts/val_metric.png"):
+    for name in (
+        "recipe.yaml",
+        "train_log.csv",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "charts/loss.png",
+        "charts/val_metric.png",
+    ):
         assert (run / name).is_file(), name
     rows = _rows(run)
     losses = [float(r["loss"]) for r in rows if r["loss"]]
@@ -56,11 +67,28 @@ def test_train_2d_loss_drops_and_run_folder(dataset2d, tmp_path):
 
 def test_load_run_and_checkpoint_content(dataset2d, tmp_path):
     run = tmp_path / "run"
-    train(tiny(2, training={"iterations": 10}, validation={"every": 10, "metric": "loss"}), dataset2d, run,
-          progress=False)
+    train(
+        tiny(2, training={"iterations": 10}, validation={"every": 10, "metric": "loss"}),
+        dataset2d,
+        run,
+        progress=False,
+    )
     ckpt = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # plain data only
-    for key in ("model_state", "optimizer_state", "scheduler_state", "rng", "iteration", "best", "recipe",
-                "target_code", "channel_specs", "preprocessing", "architecture", "size_rule", "halo"):
+    for key in (
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "rng",
+        "iteration",
+        "best",
+        "recipe",
+        "target_code",
+        "channel_specs",
+        "preprocessing",
+        "architecture",
+        "size_rule",
+        "halo",
+    ):
         assert key in ckpt, key
     assert ckpt["target_code"] == "BCD" and ckpt["channel_names"] == ["B", "C", "D"]
     assert ckpt["preprocessing"]["bioimageio"]["id"] == "scale_range"
@@ -83,8 +111,12 @@ def test_load_run_and_checkpoint_content(dataset2d, tmp_path):
 
 def test_train_3d_loss_drops(dataset3d, tmp_path):
     run = tmp_path / "run3d"
-    recipe = tiny(3, training={"iterations": 30}, validation={"every": 30},
-                  postprocessing={"params": {"min_seed_size": 5, "min_size": 20}})
+    recipe = tiny(
+        3,
+        training={"iterations": 30},
+        validation={"every": 30},
+        postprocessing={"params": {"min_seed_size": 5, "min_size": 20}},
+    )
     result = train(recipe, dataset3d, run, progress=False)
     assert result.iteration == 30
     losses = [float(r["loss"]) for r in _rows(run) if r["loss"]]
@@ -104,8 +136,11 @@ def test_class_head(tmp_path):
             labels = random_blobs((64, 64), 8, seed=i + 10 * len(split))
             classes = np.where(labels > 0, 1 + labels % 2, 0).astype(np.uint16)
             write_tiff(tmp_path / "d" / split / "x" / f"{i}.tif", render(labels, seed=i), axes="yx")
-            write_tiff(tmp_path / "d" / split / "y" / f"{i}.tif", np.stack([labels, classes]).astype(np.uint16),
-                       axes="cyx")
+            write_tiff(
+                tmp_path / "d" / split / "y" / f"{i}.tif",
+                np.stack([labels, classes]).astype(np.uint16),
+                axes="cyx",
+            )
     recipe = tiny(2, targets={"n_classes": 3}, training={"iterations": 6}, validation={"every": 6})
     train(recipe, tmp_path / "d", tmp_path / "run", progress=False)
     rows = [r for r in _rows(tmp_path / "run") if r["loss_class"]]
@@ -155,8 +190,17 @@ def _one_line_error(result) -> str:
 
 def test_cli_train_runs(dataset2d, tmp_path):
     spec = save_recipe(tiny(2, validation={"every": 5, "metric": "loss"}), tmp_path / "tiny.yaml")
-    result = _cli(str(spec), "--data", str(dataset2d), "--out", str(tmp_path / "run"), "--iterations", "5",
-                  "--device", "cpu")
+    result = _cli(
+        str(spec),
+        "--data",
+        str(dataset2d),
+        "--out",
+        str(tmp_path / "run"),
+        "--iterations",
+        "5",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "trained 5/5 iterations" in result.output
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
@@ -184,8 +228,9 @@ def test_cli_bad_data(tmp_path, dataset2d):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cli_cuda_missing(tmp_path, dataset2d):
     spec = save_recipe(tiny(2), tmp_path / "tiny.yaml")
-    msg = _one_line_error(_cli(str(spec), "--data", str(dataset2d), "--out", str(tmp_path / "run"), "--device",
-                               "cuda"))
+    msg = _one_line_error(
+        _cli(str(spec), "--data", str(dataset2d), "--out", str(tmp_path / "run"), "--device", "cuda")
+    )
     assert "no CUDA device" in msg and "--device cpu" in msg
     assert not (tmp_path / "run").exists()
 

@@ -1,10 +1,11 @@
-"""Training building blocks: normalisation vs bioimage.io, crops and padding, augmentation, losses, schedules."""
+"""Training parts: normalisation vs bioimage.io, crops and padding, augmentation, losses, schedules."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from test_training import tiny  # noqa: I001
 
 from runner.recipes import LossSection, ScaleRange, ZeroMeanUnitVariance
 from runner.targets import channel_specs
@@ -15,11 +16,14 @@ from runner.training.preprocess import bioimageio_kwargs, normalize
 from runner.training.sampling import PatchSampler
 from runner.training.setup import lr_factor
 
-from test_training import tiny  # noqa: I001
 
-
-@pytest.mark.parametrize("op", [ScaleRange(name="scale_range", min_percentile=2, max_percentile=99.5),
-                                ZeroMeanUnitVariance(name="zero_mean_unit_variance")])
+@pytest.mark.parametrize(
+    "op",
+    [
+        ScaleRange(name="scale_range", min_percentile=2, max_percentile=99.5),
+        ZeroMeanUnitVariance(name="zero_mean_unit_variance"),
+    ],
+)
 def test_normalize_matches_bioimageio_core(op):
     from bioimageio.core import Sample as BSample
     from bioimageio.core import Tensor
@@ -33,13 +37,16 @@ def test_normalize_matches_bioimageio_core(op):
     assert kwargs["kwargs"]["axes"] == ["y", "x"]
     axes = [v0_5.AxisId(a) for a in kwargs["kwargs"]["axes"]]
     if op.name == "scale_range":
-        descr = v0_5.ScaleRangeDescr(kwargs=v0_5.ScaleRangeKwargs(axes=axes, min_percentile=2, max_percentile=99.5))
+        descr = v0_5.ScaleRangeDescr(
+            kwargs=v0_5.ScaleRangeKwargs(axes=axes, min_percentile=2, max_percentile=99.5)
+        )
         proc = BScaleRange.from_proc_descr(descr, "input")
     else:
         descr = v0_5.ZeroMeanUnitVarianceDescr(kwargs=v0_5.ZeroMeanUnitVarianceKwargs(axes=axes))
         proc = BZeroMean.from_proc_descr(descr, "input")
-    sample = BSample(members={"input": Tensor.from_numpy(x[None], dims=("batch", "channel", "y", "x"))}, stat={},
-                     id="s")
+    sample = BSample(
+        members={"input": Tensor.from_numpy(x[None], dims=("batch", "channel", "y", "x"))}, stat={}, id="s"
+    )
     sample.stat = compute_sample_measures(proc.required_measures, sample)
     proc(sample)
     np.testing.assert_allclose(normalize(x, op), sample.members["input"].data.values[0], atol=1e-5)
@@ -54,8 +61,9 @@ def _sample(shape=(20, 30), fg_box=(slice(5, 9), slice(20, 26))) -> Sample:
 
 
 def test_crops_pad_small_images_and_mask_the_padding():
-    recipe = tiny(2, data={"patch": [32, 48], "foreground_crop": 0.0},
-                  augmentation={"flip": False, "rotate90": False})
+    recipe = tiny(
+        2, data={"patch": [32, 48], "foreground_crop": 0.0}, augmentation={"flip": False, "rotate90": False}
+    )
     sampler = PatchSampler([_sample()], recipe)
     patch = sampler.crop(sampler.samples[0], np.random.default_rng(0))
     assert patch.image.shape == (1, 32, 48) and patch.targets.shape == (2, 32, 48)
@@ -77,7 +85,9 @@ def test_augmentation_moves_image_and_targets_together():
     rng = np.random.default_rng(3)
     base = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     for _ in range(5):
-        patch = Patch(image=base[None].copy(), targets=np.stack([base, 1 - base]), mask=np.ones((32, 32), np.float32))
+        patch = Patch(
+            image=base[None].copy(), targets=np.stack([base, 1 - base]), mask=np.ones((32, 32), np.float32)
+        )
         out = augment(patch, recipe.augmentation, rng)
         np.testing.assert_allclose(out.image[0], out.targets[0], atol=1e-6)
         np.testing.assert_allclose(out.targets[1], 1 - out.targets[0], atol=1e-6)
@@ -85,12 +95,24 @@ def test_augmentation_moves_image_and_targets_together():
 
 
 def test_intensity_augmentations_touch_only_the_image():
-    recipe = tiny(2, augmentation={"flip": False, "rotate90": False, "intensity": {"p": 1.0}, "gamma": {"p": 1.0},
-                                   "noise": {"p": 1.0}, "blur": {"p": 1.0}})
+    recipe = tiny(
+        2,
+        augmentation={
+            "flip": False,
+            "rotate90": False,
+            "intensity": {"p": 1.0},
+            "gamma": {"p": 1.0},
+            "noise": {"p": 1.0},
+            "blur": {"p": 1.0},
+        },
+    )
     base = np.random.default_rng(0).random((1, 16, 16)).astype(np.float32)
     targets = np.ones((3, 16, 16), np.float32)
-    out = augment(Patch(image=base.copy(), targets=targets.copy(), mask=np.ones((16, 16), np.float32)),
-                  recipe.augmentation, np.random.default_rng(0))
+    out = augment(
+        Patch(image=base.copy(), targets=targets.copy(), mask=np.ones((16, 16), np.float32)),
+        recipe.augmentation,
+        np.random.default_rng(0),
+    )
     assert not np.allclose(out.image, base) and np.array_equal(out.targets, targets)
 
 

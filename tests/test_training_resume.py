@@ -9,6 +9,7 @@ import signal
 
 import pytest
 import torch
+from test_training import tiny  # noqa: I001  (tests/ is on sys.path under pytest)
 from typer.testing import CliRunner
 
 from runner.cli import app
@@ -17,17 +18,19 @@ from runner.training import load_checkpoint, train
 from runner.training import validate as validate_module
 from runner.training.loop import Trainer
 
-from test_training import tiny  # noqa: I001  (tests/ is on sys.path under pytest)
-
 TIMING = ("elapsed_s", "val_seconds")
 
 
 def _recipe():
     # dropout, elastic deformation and noise: every source of randomness takes part
-    return tiny(2, model={"dropout": 0.1}, training={"iterations": 24, "log_every": 4, "checkpoint_every": 6},
-                validation={"every": 8, "metric": "accuracy@0.5"},
-                augmentation={"elastic": {"p": 0.5}, "noise": {"p": 0.5}, "gamma": {"p": 0.5}},
-                schedule={"name": "cosine", "warmup": 3})
+    return tiny(
+        2,
+        model={"dropout": 0.1},
+        training={"iterations": 24, "log_every": 4, "checkpoint_every": 6},
+        validation={"every": 8, "metric": "accuracy@0.5"},
+        augmentation={"elastic": {"p": 0.5}, "noise": {"p": 0.5}, "gamma": {"p": 0.5}},
+        schedule={"name": "cosine", "warmup": 3},
+    )
 
 
 def _log(run) -> list[dict]:
@@ -40,11 +43,16 @@ def _assert_same_run(a, b):
     assert ca["iteration"] == cb["iteration"] == 24
     for key, value in ca["model_state"].items():
         assert torch.equal(value, cb["model_state"][key]), key
-    for sa, sb in zip(ca["optimizer_state"]["state"].values(), cb["optimizer_state"]["state"].values(), strict=True):
+    for sa, sb in zip(
+        ca["optimizer_state"]["state"].values(), cb["optimizer_state"]["state"].values(), strict=True
+    ):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     assert ca["best"] == cb["best"]
     assert _log(a) == _log(b)
-    best_a, best_b = load_checkpoint(a / "checkpoints" / "best.pt"), load_checkpoint(b / "checkpoints" / "best.pt")
+    best_a, best_b = (
+        load_checkpoint(a / "checkpoints" / "best.pt"),
+        load_checkpoint(b / "checkpoints" / "best.pt"),
+    )
     assert best_a["iteration"] == best_b["iteration"]
 
 
@@ -127,14 +135,16 @@ def test_cli_interrupt_exit_code_and_resume_hint(dataset2d, tmp_path, monkeypatc
     monkeypatch.setattr(Trainer, "step", step)
     spec = save_recipe(tiny(2, training={"iterations": 10}), tmp_path / "tiny.yaml")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", str(spec), "--data", str(dataset2d), "--out", str(out),
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["train", str(spec), "--data", str(dataset2d), "--out", str(out), "--no-progress"]
+    )
     assert result.exit_code == 130
     assert "interrupted at iteration 3/10" in result.output and "--resume" in result.output
     assert load_checkpoint(out / "checkpoints" / "last.pt")["iteration"] == 3
     monkeypatch.undo()
-    result = CliRunner().invoke(app, ["train", str(spec), "--data", str(dataset2d), "--out", str(out), "--resume",
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["train", str(spec), "--data", str(dataset2d), "--out", str(out), "--resume", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert "trained 10/10 iterations" in result.output
 

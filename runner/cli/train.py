@@ -12,13 +12,27 @@ from runner.cli._app import command
 @command("train")
 def train_cmd(
     spec: Path = typer.Argument(..., help="Recipe YAML, e.g. model_specs/unet2d_bcd_nuclei.yaml."),
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder: train/{x,y} (+ val/{x,y}), or one "
-                              "folder with x/ and y/ split by data.val_fraction."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="Dataset folder: train/{x,y} (+ val/{x,y}), or one "
+        "folder with x/ and y/ split by data.val_fraction.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (new, or the one to --resume)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     iterations: int = typer.Option(None, "--iterations", min=1, help="Override training.iterations."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from checkpoints/last.pt."
+    ),
     seed: int = typer.Option(None, "--seed", min=0, help="Override training.seed (new runs only)."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Override training.threads (CPU threads for torch; "
+        "on a CPU shared with other jobs, 1 is often fastest).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model from a recipe; writes checkpoints, train_log.csv and charts into the run folder.
@@ -33,17 +47,34 @@ def train_cmd(
     recipe = load_recipe(spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        result = train(recipe, data, out, device=device, resume=resume, iterations=iterations, seed=seed,
-                       progress=progress)
+        result = train(
+            recipe,
+            data,
+            out,
+            device=device,
+            resume=resume,
+            iterations=iterations,
+            seed=seed,
+            threads=threads,
+            progress=progress,
+        )
     for w in caught:
         if issubclass(w.category, UserWarning) and "runner" in str(w.filename):
             typer.echo(f"warning: {w.message}", err=True)
-    best = "no validation" if result.best_value is None else (
-        f"best {result.metric} {result.best_value:.4f} at iteration {result.best_iteration}")
+    best = (
+        "no validation"
+        if result.best_value is None
+        else (f"best {result.metric} {result.best_value:.4f} at iteration {result.best_iteration}")
+    )
     if result.interrupted:
-        typer.echo(f"interrupted at iteration {result.iteration}/{result.total_iterations}; checkpoint saved. "
-                   f"Continue with: runner train {spec} --data {data} --out {out} --resume", err=True)
+        typer.echo(
+            f"interrupted at iteration {result.iteration}/{result.total_iterations}; checkpoint saved. "
+            f"Continue with: runner train {spec} --data {data} --out {out} --resume",
+            err=True,
+        )
         raise typer.Exit(130)
     why = " (early stopping)" if result.stopped_early else ""
-    typer.echo(f"trained {result.iteration}/{result.total_iterations} iterations in {result.seconds:.0f} s{why}; "
-               f"{best}; run folder {out}")
+    typer.echo(
+        f"trained {result.iteration}/{result.total_iterations} iterations in {result.seconds:.0f} s{why}; "
+        f"{best}; run folder {out}"
+    )

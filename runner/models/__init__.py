@@ -31,9 +31,15 @@ if TYPE_CHECKING:
 
     from runner.targets import ChannelSpec, TargetOptions
 
-register_architecture(Architecture(
-    name="unet", config=UNetConfig, module="runner.models.unet", class_name="UNet", geometry=unet_layers,
-))
+register_architecture(
+    Architecture(
+        name="unet",
+        config=UNetConfig,
+        module="runner.models.unet",
+        class_name="UNet",
+        geometry=unet_layers,
+    )
+)
 
 
 def get_architecture(name: str) -> Architecture:
@@ -45,8 +51,13 @@ def get_architecture(name: str) -> Architecture:
     return ARCHITECTURES[name]
 
 
-def output_activations(code: str, *, options: TargetOptions | None = None, n_classes: int = 0,
-                       specs: list[ChannelSpec] | None = None) -> list[str]:
+def output_activations(
+    code: str,
+    *,
+    options: TargetOptions | None = None,
+    n_classes: int = 0,
+    specs: list[ChannelSpec] | None = None,
+) -> list[str]:
     """Activation per output channel: the target code's channels, then ``n_classes`` softmax channels.
 
     A class head is added only for ``n_classes > 2`` (BiaPy's N_CLASSES counts the background class).
@@ -65,8 +76,13 @@ def model_kwargs(config: ArchitectureConfig, *, ndim: int, in_channels: int, act
     return config.kwargs(ndim=ndim, in_channels=in_channels, activations=activations)
 
 
-def build_model(config: ArchitectureConfig, *, ndim: int, in_channels: int, activations: list[str]) -> nn.Module:
-    """The network for ``config``: input ``(B, in_channels, (Z,) Y, X)``, output ``(B, len(activations), ...)``."""
+def build_model(
+    config: ArchitectureConfig, *, ndim: int, in_channels: int, activations: list[str]
+) -> nn.Module:
+    """The network for ``config``.
+
+    Input ``(B, in_channels, (Z,) Y, X)``, output ``(B, len(activations), (Z,) Y, X)``.
+    """
     arch = get_architecture(config.name)
     cls = getattr(importlib.import_module(arch.module), arch.class_name)
     return cls(**model_kwargs(config, ndim=ndim, in_channels=in_channels, activations=activations))

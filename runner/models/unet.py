@@ -8,7 +8,7 @@ Shapes: input ``(B, in_channels, (Z,) Y, X)``, output ``(B, len(activations), (Z
 size must be a multiple of the product of the pooling factors (``2**depth`` by default); pad before calling.
 """
 
-from typing import List, Tuple
+# ruff: noqa: B905  (TorchScript has no zip(strict=))
 
 import torch
 from torch import nn
@@ -25,7 +25,11 @@ def _norm(ndim: int, kind: str, channels: int, groups: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm3d(channels) if ndim == 3 else nn.BatchNorm2d(channels)
     if kind == "instance":
-        return nn.InstanceNorm3d(channels, affine=True) if ndim == 3 else nn.InstanceNorm2d(channels, affine=True)
+        return (
+            nn.InstanceNorm3d(channels, affine=True)
+            if ndim == 3
+            else nn.InstanceNorm2d(channels, affine=True)
+        )
     if kind == "group":
         g = max(1, min(groups, channels))
         while channels % g:
@@ -39,8 +43,16 @@ def _norm(ndim: int, kind: str, channels: int, groups: int) -> nn.Module:
 class ConvBlock(nn.Module):
     """Two 3x3(x3) convolutions, each followed by normalisation and ReLU; optionally residual."""
 
-    def __init__(self, ndim: int, cin: int, cout: int, norm: str = "batch", groups: int = 8,
-                 dropout: float = 0.0, residual: bool = False):
+    def __init__(
+        self,
+        ndim: int,
+        cin: int,
+        cout: int,
+        norm: str = "batch",
+        groups: int = 8,
+        dropout: float = 0.0,
+        residual: bool = False,
+    ):
         super().__init__()
         bias = norm == "none"
         self.conv1 = _conv(ndim, cin, cout, 3, bias)
@@ -64,7 +76,7 @@ class ConvBlock(nn.Module):
 class Upsample(nn.Module):
     """Upsample by ``factor`` and map ``cin`` to ``cout`` channels (transposed conv or nearest + 1x1 conv)."""
 
-    def __init__(self, ndim: int, cin: int, cout: int, factor: List[int], mode: str = "transposed"):
+    def __init__(self, ndim: int, cin: int, cout: int, factor: list[int], mode: str = "transposed"):
         super().__init__()
         self.mode = mode
         if mode == "transposed":
@@ -89,10 +101,10 @@ class Head(nn.Module):
     normalised across its channels (a class head), the others act per channel.
     """
 
-    def __init__(self, ndim: int, cin: int, activations: List[str]):
+    def __init__(self, ndim: int, cin: int, activations: list[str]):
         super().__init__()
         self.conv = _conv(ndim, cin, len(activations), 1, True)
-        segments: List[Tuple[int, int, int]] = []
+        segments: list[tuple[int, int, int]] = []
         start = 0
         for i in range(1, len(activations) + 1):
             if i == len(activations) or activations[i] != activations[start]:
@@ -106,7 +118,7 @@ class Head(nn.Module):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if len(self.segments) == 1 and self.segments[0][2] == 0:
             return logits
-        parts: List[torch.Tensor] = []
+        parts: list[torch.Tensor] = []
         for start, stop, code in self.segments:
             y = logits[:, start:stop]
             if code == 1:
@@ -147,11 +159,23 @@ class UNet(nn.Module):
         3D); empty means 2 along every axis at every level.
     """
 
-    def __init__(self, ndim: int = 2, in_channels: int = 1, activations: List[str] = ("sigmoid",),  # noqa: B006
-                 depth: int = 4, features: int = 32, feature_factor: int = 2, max_features: int = 0,
-                 norm: str = "batch", groups: int = 8, dropout: float = 0.0, residual: bool = False,
-                 up_features: str = "halve", upsampling: str = "transposed",
-                 pooling: List[List[int]] = ()):  # noqa: B006
+    def __init__(
+        self,
+        ndim: int = 2,
+        in_channels: int = 1,
+        activations: list[str] = ("sigmoid",),  # noqa: B006
+        depth: int = 4,
+        features: int = 32,
+        feature_factor: int = 2,
+        max_features: int = 0,
+        norm: str = "batch",
+        groups: int = 8,
+        dropout: float = 0.0,
+        residual: bool = False,
+        up_features: str = "halve",
+        upsampling: str = "transposed",
+        pooling: list[list[int]] = (),
+    ):  # noqa: B006
         super().__init__()
         if ndim not in (2, 3):
             raise ValueError(f"ndim must be 2 or 3, got {ndim}")
@@ -180,13 +204,15 @@ class UNet(nn.Module):
         for level in range(depth - 1, -1, -1):
             cout = widths[level] if up_features == "halve" else widths[depth]
             self.ups.append(Upsample(ndim, cin, cout, pools[level], upsampling))
-            self.up_blocks.append(ConvBlock(ndim, cout + widths[level], cout, norm, groups, dropout, residual))
+            self.up_blocks.append(
+                ConvBlock(ndim, cout + widths[level], cout, norm, groups, dropout, residual)
+            )
             cin = cout
         self.head = Head(ndim, cin, list(activations))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Output before the head's activations (what the training losses use)."""
-        skips: List[torch.Tensor] = []
+        skips: list[torch.Tensor] = []
         for block, pool in zip(self.down, self.pools):
             x = block(x)
             skips.append(x)

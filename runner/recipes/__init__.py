@@ -1,4 +1,4 @@
-"""Training recipes: the YAML files in ``model_specs/``, validated by pydantic models that reject unknown keys.
+"""Training recipes: the YAML files in ``model_specs/``, validated by pydantic models rejecting unknown keys.
 
 >>> from runner.recipes import load_recipe
 >>> recipe = load_recipe("model_specs/unet2d_bcd_nuclei.yaml", overrides={"training": {"iterations": 20}})

@@ -81,8 +81,11 @@ def recipe_from_dict(data: dict, *, source: str | Path | None = None) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"invalid recipe: {format_validation_error(exc)}", path=source,
-                        hint="see model_specs/README.md for every key") from None
+        raise UserError(
+            f"invalid recipe: {format_validation_error(exc)}",
+            path=source,
+            hint="see model_specs/README.md for every key",
+        ) from None
 
 
 def load_recipe(path: str | Path, *, overrides: dict | None = None) -> Recipe:
@@ -98,8 +101,11 @@ def load_recipe(path: str | Path, *, overrides: dict | None = None) -> Recipe:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError("recipe file not found", path=path, hint="give a YAML file such as "
-                        "model_specs/unet2d_bcd_nuclei.yaml")
+        raise UserError(
+            "recipe file not found",
+            path=path,
+            hint="give a YAML file such as model_specs/unet2d_bcd_nuclei.yaml",
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -9,15 +9,15 @@ from pydantic import Field, model_validator
 from runner.models import UNetConfig, size_rule
 from runner.recipes.sections import (
     AugmentationSection,
+    CosineSchedule,
     DataSection,
     ExportSection,
     LossSection,
     OptimizerSection,
     PostprocessingSection,
     Preprocessing,
-    Schedule,
     ScaleRange,
-    CosineSchedule,
+    Schedule,
     Section,
     TargetsSection,
     TrainingSection,
@@ -29,28 +29,37 @@ Architecture = UNetConfig
 
 
 class Recipe(Section):
-    """A training recipe: data, targets, network, optimisation, validation, post-processing, export metadata."""
+    """A training recipe: data, targets, network, optimisation, validation, post-processing, export info."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short identifier of the recipe "
-                      "(letters, digits, '_', '-', '.'); names the exported model.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Short identifier of the recipe "
+        "(letters, digits, '_', '-', '.'); names the exported model.",
+    )
     description: str = Field("", description="What the recipe is for, in one or two sentences.")
     dims: Literal[2, 3] = Field(description="Spatial dimensions of the images: 2 (Y, X) or 3 (Z, Y, X).")
     input_channels: int = Field(1, ge=1, le=64, description="Channels of the input images.")
     targets: TargetsSection = Field(default_factory=TargetsSection, description="What the network learns.")
     model: Architecture = Field(default_factory=UNetConfig, description="The network (see runner.models).")
-    preprocessing: Preprocessing = Field(default_factory=lambda: ScaleRange(name="scale_range"),
-                                         description="Input normalisation, applied per image as bioimage.io "
-                                         "defines it (exported into the package).")
+    preprocessing: Preprocessing = Field(
+        default_factory=lambda: ScaleRange(name="scale_range"),
+        description="Input normalisation, applied per image as bioimage.io "
+        "defines it (exported into the package).",
+    )
     data: DataSection = Field(description="Patch size and sampling.")
     training: TrainingSection = Field(description="Length, batch size, seed, devices.")
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection, description="AdamW settings.")
-    schedule: Schedule = Field(default_factory=lambda: CosineSchedule(name="cosine"), description="Learning-rate schedule.")
-    augmentation: AugmentationSection = Field(default_factory=AugmentationSection,
-                                              description="Random transforms of training patches.")
+    schedule: Schedule = Field(
+        default_factory=lambda: CosineSchedule(name="cosine"), description="Learning-rate schedule."
+    )
+    augmentation: AugmentationSection = Field(
+        default_factory=AugmentationSection, description="Random transforms of training patches."
+    )
     loss: LossSection = Field(default_factory=LossSection, description="Per-channel losses.")
     validation: ValidationSection = Field(default_factory=ValidationSection, description="Validation rounds.")
-    postprocessing: PostprocessingSection = Field(default_factory=PostprocessingSection,
-                                                  description="Instance post-processor and its params.")
+    postprocessing: PostprocessingSection = Field(
+        default_factory=PostprocessingSection, description="Instance post-processor and its params."
+    )
     export: ExportSection = Field(default_factory=ExportSection, description="Package metadata.")
 
     @model_validator(mode="after")
@@ -63,8 +72,11 @@ class Recipe(Section):
         except ValueError as exc:
             raise ValueError(f"model.pooling: {exc}") from None
         if not rule.valid(self.data.patch):
-            raise ValueError(f"data.patch {list(self.data.patch)} must be multiples of the network step "
-                             f"{list(rule.step)} (model.depth {self.model.depth}); try {list(rule.round_up(self.data.patch))}")
+            hint = list(rule.round_up(self.data.patch))
+            raise ValueError(
+                f"data.patch {list(self.data.patch)} must be multiples of the network step "
+                f"{list(rule.step)} (model.depth {self.model.depth}); try {hint}"
+            )
         tile = self.validation.tile
         if tile is not None and (len(tile) != nd or not rule.valid(tile)):
             raise ValueError(f"validation.tile {list(tile)} must have {nd} multiples of {list(rule.step)}")
@@ -84,7 +96,9 @@ class Recipe(Section):
         """Activation of every output channel of the network."""
         from runner.models import output_activations
 
-        return output_activations(self.targets.code, options=self.targets.options, n_classes=self.targets.n_classes)
+        return output_activations(
+            self.targets.code, options=self.targets.options, n_classes=self.targets.n_classes
+        )
 
     def channel_names(self) -> list[str]:
         """Names of every output channel: the code's channels, then ``class_0..class_{n-1}``."""
@@ -106,5 +120,6 @@ class Recipe(Section):
         """The network of this recipe (torch ``nn.Module``)."""
         from runner.models import build_model
 
-        return build_model(self.model, ndim=self.dims, in_channels=self.input_channels,
-                           activations=self.activations())
+        return build_model(
+            self.model, ndim=self.dims, in_channels=self.input_channels, activations=self.activations()
+        )

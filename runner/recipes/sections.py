@@ -22,16 +22,29 @@ class Section(BaseModel):
 class TargetsSection(Section):
     """What the network learns: the target channels and their weights."""
 
-    code: str = Field("BCD", description="Target code naming the output channels in order (B C D M P Dv2 and "
-                      "combinations such as BC, BCD, BCDv2; see `runner targets --help`).")
+    code: str = Field(
+        "BCD",
+        description="Target code naming the output channels in order (B C D M P Dv2 and "
+        "combinations such as BC, BCD, BCDv2; see `runner targets --help`).",
+    )
     channel_weights: list[float] | None = Field(
-        None, description="Loss weight of each channel of the code, in order (e.g. [1, 1, 0.5] for BCD); "
-        "null = 1 for every channel.")
-    options: TargetOptions = Field(default_factory=TargetOptions, description="How labels become channels "
-                                   "(contour width/mode, distance normalisation, point radius, resolution).")
-    n_classes: int = Field(0, ge=0, le=256, description="Number of classes including background, read from the "
-                           "label files' second (class) channel; > 2 adds a softmax class head after the code's "
-                           "channels. 0 = no class head.")
+        None,
+        description="Loss weight of each channel of the code, in order (e.g. [1, 1, 0.5] for BCD); "
+        "null = 1 for every channel.",
+    )
+    options: TargetOptions = Field(
+        default_factory=TargetOptions,
+        description="How labels become channels "
+        "(contour width/mode, distance normalisation, point radius, resolution).",
+    )
+    n_classes: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Number of classes including background, read from the "
+        "label files' second (class) channel; > 2 adds a softmax class head after the code's "
+        "channels. 0 = no class head.",
+    )
 
     @field_validator("code")
     @classmethod
@@ -58,8 +71,10 @@ class TargetsSection(Section):
 
         n = len(channel_specs(self.code, self.options))
         if self.channel_weights is not None and len(self.channel_weights) != n:
-            raise ValueError(f"channel_weights has {len(self.channel_weights)} values but code {self.code} "
-                             f"has {n} channels")
+            raise ValueError(
+                f"channel_weights has {len(self.channel_weights)} values but code {self.code} "
+                f"has {n} channels"
+            )
         return self
 
     def weights(self) -> list[float]:
@@ -73,7 +88,7 @@ class TargetsSection(Section):
 
 
 class ZeroMeanUnitVariance(Section):
-    """``(x - mean) / (std + eps)`` with mean and std of each image and channel (bioimage.io op of that name)."""
+    """``(x - mean) / (std + eps)`` with mean and std of each image and channel (bioimage.io op)."""
 
     name: Literal["zero_mean_unit_variance"] = Field(description="Op name (bioimage.io preprocessing).")
     eps: float = Field(1e-6, gt=0, le=1, description="Added to the standard deviation.")
@@ -103,20 +118,36 @@ Preprocessing = Annotated[ZeroMeanUnitVariance | ScaleRange, Field(discriminator
 class DataSection(Section):
     """How training samples are drawn from ``<data>/train`` (and ``<data>/val``)."""
 
-    patch: tuple[int, ...] = Field(description="Training crop size (Z,) Y, X; multiples of the network's step "
-                                   "(2**depth).")
-    val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the training images held out for "
-                                "validation when the data folder has no val/ split.")
-    foreground_crop: float = Field(0.8, ge=0, le=1, description="Probability that a crop is centred on a random "
-                                   "foreground pixel rather than placed uniformly.")
+    patch: tuple[int, ...] = Field(
+        description="Training crop size (Z,) Y, X; multiples of the network's step (2**depth)."
+    )
+    val_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Share of the training images held out for "
+        "validation when the data folder has no val/ split.",
+    )
+    foreground_crop: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Probability that a crop is centred on a random "
+        "foreground pixel rather than placed uniformly.",
+    )
     image_sampling: Literal["uniform", "area"] = Field(
-        "area", description="Pick images uniformly, or in proportion to their pixel count (every pixel equally "
-        "likely).")
+        "area",
+        description="Pick images uniformly, or in proportion to their pixel count (every pixel equally "
+        "likely).",
+    )
     pad_mode: Literal["reflect", "constant", "none"] = Field(
-        "reflect", description="Padding of images smaller than the patch (the padded region is left out of the "
-        "loss); 'none' skips such images.")
-    axes: str | None = Field(None, description="Axes of the image files when their metadata does not say, "
-                             "e.g. 'zyx' or 'yxc'.")
+        "reflect",
+        description="Padding of images smaller than the patch (the padded region is left out of the "
+        "loss); 'none' skips such images.",
+    )
+    axes: str | None = Field(
+        None, description="Axes of the image files when their metadata does not say, e.g. 'zyx' or 'yxc'."
+    )
 
 
 # -------------------------------------------------------------------------------------------------- training
@@ -125,19 +156,32 @@ class DataSection(Section):
 class TrainingSection(Section):
     """Length of training, batch, seed and devices."""
 
-    iterations: int | None = Field(None, ge=1, le=10**7, description="Optimizer steps. Give this or 'epochs'.")
-    epochs: int | None = Field(None, ge=1, le=10**5, description="Alternative to 'iterations': one epoch draws "
-                               "as many patches as there are training images (iterations = epochs x "
-                               "ceil(images / batch_size)).")
+    iterations: int | None = Field(
+        None, ge=1, le=10**7, description="Optimizer steps. Give this or 'epochs'."
+    )
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        le=10**5,
+        description="Alternative to 'iterations': one epoch draws "
+        "as many patches as there are training images (iterations = epochs x "
+        "ceil(images / batch_size)).",
+    )
     batch_size: int = Field(8, ge=1, le=4096, description="Patches per optimizer step.")
     seed: int = Field(0, ge=0, description="Seed of every random choice (weights, crops, augmentation).")
     amp: bool = Field(True, description="Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.")
-    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch; null = the cores this "
-                                "process may use.")
-    checkpoint_every: int = Field(250, ge=1, description="Write checkpoints/last.pt every this many iterations "
-                                  "(also at every validation and at the end).")
-    log_every: int = Field(10, ge=1, description="Average the training loss over this many iterations per "
-                           "train_log.csv row.")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads for torch; null = the cores this process may use."
+    )
+    checkpoint_every: int = Field(
+        250,
+        ge=1,
+        description="Write checkpoints/last.pt every this many iterations "
+        "(also at every validation and at the end).",
+    )
+    log_every: int = Field(
+        10, ge=1, description="Average the training loss over this many iterations per train_log.csv row."
+    )
 
     @model_validator(mode="after")
     def _length(self):
@@ -153,7 +197,9 @@ class OptimizerSection(Section):
     lr: float = Field(1e-3, gt=0, le=1, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="Decoupled weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam moment decay rates.")
-    grad_clip: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this value; null = off.")
+    grad_clip: float | None = Field(
+        1.0, gt=0, description="Clip the gradient norm to this value; null = off."
+    )
 
 
 class ConstantSchedule(Section):
@@ -168,7 +214,9 @@ class CosineSchedule(Section):
 
     name: Literal["cosine"] = Field(description="Schedule name.")
     warmup: int = Field(0, ge=0, description="Iterations of linear warm-up from 0 to the peak rate.")
-    min_lr_ratio: float = Field(0.01, ge=0, le=1, description="Final learning rate as a fraction of the peak.")
+    min_lr_ratio: float = Field(
+        0.01, ge=0, le=1, description="Final learning rate as a fraction of the peak."
+    )
 
 
 class StepSchedule(Section):
@@ -183,16 +231,19 @@ class StepSchedule(Section):
 Schedule = Annotated[ConstantSchedule | CosineSchedule | StepSchedule, Field(discriminator="name")]
 
 
-# ------------------------------------------------------------------------------------------------ augmentation
+# -------------------------------------------------------------------------------------------- augmentation
 
 
 class ElasticAug(Section):
     """Smooth random displacement field (image and targets warped alike)."""
 
     p: float = Field(0.0, ge=0, le=1, description="Probability per patch.")
-    magnitude: float = Field(4.0, ge=0, le=100, description="Standard deviation of the displacement in pixels.")
-    spacing: int = Field(32, ge=4, le=1024, description="Spacing in pixels of the coarse control grid "
-                         "(larger = smoother).")
+    magnitude: float = Field(
+        4.0, ge=0, le=100, description="Standard deviation of the displacement in pixels."
+    )
+    spacing: int = Field(
+        32, ge=4, le=1024, description="Spacing in pixels of the coarse control grid (larger = smoother)."
+    )
 
 
 class IntensityAug(Section):
@@ -200,8 +251,9 @@ class IntensityAug(Section):
 
     p: float = Field(0.0, ge=0, le=1, description="Probability per patch.")
     scale: tuple[float, float] = Field((0.8, 1.2), description="Range of the multiplicative factor.")
-    shift: tuple[float, float] = Field((-0.1, 0.1), description="Range of the additive offset (normalised "
-                                       "intensity units).")
+    shift: tuple[float, float] = Field(
+        (-0.1, 0.1), description="Range of the additive offset (normalised intensity units)."
+    )
 
 
 class GammaAug(Section):
@@ -215,8 +267,9 @@ class NoiseAug(Section):
     """Additive Gaussian noise."""
 
     p: float = Field(0.0, ge=0, le=1, description="Probability per patch.")
-    std: tuple[float, float] = Field((0.0, 0.05), description="Range of the noise standard deviation "
-                                     "(normalised intensity units).")
+    std: tuple[float, float] = Field(
+        (0.0, 0.05), description="Range of the noise standard deviation (normalised intensity units)."
+    )
 
 
 class BlurAug(Section):
@@ -244,14 +297,19 @@ class AugmentationSection(Section):
 class LossSection(Section):
     """Per-channel losses, summed with the channel weights."""
 
-    binary: Literal["bce", "bce_dice"] = Field("bce_dice", description="Loss of binary channels (B C M P): "
-                                               "binary cross-entropy, or BCE + soft Dice.")
-    distance: Literal["mse", "l1", "smooth_l1"] = Field("mse", description="Loss of distance channels (D Dv2).")
+    binary: Literal["bce", "bce_dice"] = Field(
+        "bce_dice", description="Loss of binary channels (B C M P): binary cross-entropy, or BCE + soft Dice."
+    )
+    distance: Literal["mse", "l1", "smooth_l1"] = Field(
+        "mse", description="Loss of distance channels (D Dv2)."
+    )
     dice_weight: float = Field(1.0, ge=0, le=100, description="Weight of the Dice term in 'bce_dice'.")
     class_weight: float = Field(1.0, ge=0, le=100, description="Weight of the class head's cross-entropy.")
     gradient_anomaly: GradientAnomalyOptions | None = Field(
-        None, description="Weight every pixel's loss by the GAInS gradient-anomaly map (touching objects "
-        "weigh more); null = uniform weights.")
+        None,
+        description="Weight every pixel's loss by the GAInS gradient-anomaly map (touching objects "
+        "weigh more); null = uniform weights.",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -264,15 +322,27 @@ class ValidationSection(Section):
     """Validation rounds: loss and instance metric on whole validation images."""
 
     every: int = Field(250, ge=1, description="Iterations between validation rounds (also one at the end).")
-    metric: str = Field("accuracy@0.5", description="Model selection metric, FIELD@IOU with FIELD one of "
-                        f"{', '.join(METRIC_FIELDS)}, or 'loss'. Higher is better (lower for loss).")
-    patience: int | None = Field(None, ge=1, description="Stop after this many validation rounds without "
-                                 "improvement; null = never stop early.")
+    metric: str = Field(
+        "accuracy@0.5",
+        description="Model selection metric, FIELD@IOU with FIELD one of "
+        f"{', '.join(METRIC_FIELDS)}, or 'loss'. Higher is better (lower for loss).",
+    )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many validation rounds without improvement; null = never stop early.",
+    )
     min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
-    max_images: int | None = Field(None, ge=1, description="Use at most this many validation images "
-                                   "(the first ones in name order); null = all.")
-    tile: tuple[int, ...] | None = Field(None, description="Predict validation images in tiles of this size "
-                                         "(with the network's halo) instead of whole; null = whole images.")
+    max_images: int | None = Field(
+        None,
+        ge=1,
+        description="Use at most this many validation images (the first ones in name order); null = all.",
+    )
+    tile: tuple[int, ...] | None = Field(
+        None,
+        description="Predict validation images in tiles of this size "
+        "(with the network's halo) instead of whole; null = whole images.",
+    )
 
     @field_validator("metric")
     @classmethod
@@ -281,8 +351,10 @@ class ValidationSection(Section):
             return v
         m = _METRIC.match(v)
         if not m or m["field"] not in METRIC_FIELDS:
-            raise ValueError(f"metric must be FIELD@IOU (FIELD in {', '.join(METRIC_FIELDS)}, e.g. accuracy@0.5) "
-                             f"or 'loss', got {v!r}")
+            raise ValueError(
+                f"metric must be FIELD@IOU (FIELD in {', '.join(METRIC_FIELDS)}, e.g. accuracy@0.5) "
+                f"or 'loss', got {v!r}"
+            )
         return v
 
 
@@ -302,8 +374,11 @@ class Author(Section):
     name: str = Field(description="Full name.")
     affiliation: str | None = Field(None, description="Institute or company.")
     email: str | None = Field(None, description="Contact e-mail.")
-    github_user: str | None = Field(None, description="GitHub user name (bioimage.io checks it online when "
-                                    "testing; leave empty to work offline).")
+    github_user: str | None = Field(
+        None,
+        description="GitHub user name (bioimage.io checks it online when "
+        "testing; leave empty to work offline).",
+    )
     orcid: str | None = Field(None, description="ORCID iD, e.g. 0000-0002-1825-0097.")
 
 
@@ -321,6 +396,8 @@ class ExportSection(Section):
     description: str = Field("", description="One-paragraph description of the model.")
     authors: list[Author] = Field(default_factory=list, description="Authors of the model.")
     license: str = Field("MIT", description="SPDX license identifier of the weights.")
-    tags: list[str] = Field(default_factory=list, description="Search tags (e.g. nuclei, fluorescence, 2d, unet).")
+    tags: list[str] = Field(
+        default_factory=list, description="Search tags (e.g. nuclei, fluorescence, 2d, unet)."
+    )
     citations: list[Citation] = Field(default_factory=list, description="References to cite.")
     training_data: str | None = Field(None, description="What the model was trained on (free text or URL).")

@@ -11,10 +11,10 @@ Use a trained run from Python (what the exporter and ``runner tune`` do)::
 
     >>> from runner.training import load_run
     >>> run = load_run("runs/bcd")                   # best checkpoint, else last; or a path to a .pt file
-    >>> run.model                                     # torch module in eval mode: model(x) -> activated outputs
+    >>> run.model                         # torch module in eval mode: model(x) -> activated outputs
     >>> run.recipe                                    # the resolved Recipe
     >>> run.meta["target_code"], run.meta["channel_names"], run.meta["halo"], run.meta["size_rule"]
-    >>> out = run.predict(raw_image)                  # (K, *spatial): normalises like training, pads to a valid size
+    >>> out = run.predict(raw_image)      # (K, *spatial): normalised like training, padded to a valid size
 
 The run folder holds ``recipe.yaml``, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` (see
 :mod:`runner.training.checkpoints` for their content), ``train_log.csv`` and ``charts/{loss,val_metric}.png``.
@@ -43,11 +43,16 @@ def check_postprocessing(recipe: Recipe) -> None:
     pp.make_params(recipe.postprocessing.params)
     n = recipe.n_code_channels
     if pp.n_channels is not None and pp.n_channels != n:
-        raise UserError(f"post-processor {pp.name!r} reads {pp.n_channels} channel(s) ({pp.code}) but target code "
-                        f"{recipe.targets.code} has {n}", hint="pick a post-processor matching targets.code")
+        raise UserError(
+            f"post-processor {pp.name!r} reads {pp.n_channels} channel(s) ({pp.code}) but target code "
+            f"{recipe.targets.code} has {n}",
+            hint="pick a post-processor matching targets.code",
+        )
 
 
-def _apply_overrides(recipe: Recipe, *, iterations: int | None, seed: int | None) -> Recipe:
+def _apply_overrides(
+    recipe: Recipe, *, iterations: int | None, seed: int | None, threads: int | None = None
+) -> Recipe:
     from runner.recipes import merge, recipe_from_dict, recipe_to_dict
 
     override: dict = {"training": {}}
@@ -55,14 +60,26 @@ def _apply_overrides(recipe: Recipe, *, iterations: int | None, seed: int | None
         override["training"].update(iterations=iterations, epochs=None)
     if seed is not None:
         override["training"]["seed"] = seed
+    if threads is not None:
+        override["training"]["threads"] = threads
     if not override["training"]:
         return recipe
     return recipe_from_dict(merge(recipe_to_dict(recipe), override), source="command-line overrides")
 
 
-def train(recipe: Recipe, data_dir: str | Path, out: str | Path, *, device: str = "auto", resume: bool = False,
-          iterations: int | None = None, seed: int | None = None, progress: bool = True,
-          stop_at: int | None = None) -> TrainResult:
+def train(
+    recipe: Recipe,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    iterations: int | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    stop_at: int | None = None,
+) -> TrainResult:
     """Train ``recipe`` on ``data_dir`` (``train/`` + ``val/``, or one folder split by ``data.val_fraction``).
 
     Parameters
@@ -73,7 +90,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, *, device: str 
     out : run folder; must be absent or empty for a new run.
     device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     resume : continue from ``out/checkpoints/last.pt``; ends with the same weights as an uninterrupted run.
-    iterations, seed : override ``training.iterations`` / ``training.seed`` (the seed only for new runs).
+    iterations, seed, threads : override ``training.iterations`` / ``training.seed`` (new runs only) /
+        ``training.threads``.
     progress : show progress bars on stderr.
     stop_at : stop (resumably) once this iteration is reached, as if interrupted.
     """
@@ -89,7 +107,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, *, device: str 
         ckpt = _load(out / "checkpoints" / "last.pt")
         recipe = _resumed_recipe(recipe, ckpt, seed)
         seed = None
-    recipe = _apply_overrides(recipe, iterations=iterations, seed=seed)
+    recipe = _apply_overrides(recipe, iterations=iterations, seed=seed, threads=threads)
     dev = resolve_device(device)
     data = load_datasets(data_dir, recipe, progress=progress)
     if data.val:
@@ -117,11 +135,14 @@ def _resumed_recipe(given: Recipe | None, ckpt: dict, seed: int | None) -> Recip
         diff = _diff_keys(a, b)
         diff = [k for k in diff if k not in ("training.iterations", "training.epochs")]
         if diff:
-            warnings.warn(f"resuming with the run's own recipe; the given recipe differs in: {', '.join(diff[:8])}",
-                          stacklevel=3)
+            warnings.warn(
+                f"resuming with the run's own recipe; the given recipe differs in: {', '.join(diff[:8])}",
+                stacklevel=3,
+            )
     if seed is not None and seed != stored.training.seed:
-        warnings.warn(f"--seed {seed} ignored when resuming (the run uses seed {stored.training.seed})",
-                      stacklevel=3)
+        warnings.warn(
+            f"--seed {seed} ignored when resuming (the run uses seed {stored.training.seed})", stacklevel=3
+        )
     return stored
 
 
@@ -140,8 +161,11 @@ def _check_same_data(ckpt: dict, trainer) -> None:
     stored = ckpt.get("data", {}).get("train_images")
     now = trainer.meta["data"]["train_images"]
     if stored is not None and list(stored) != list(now):
-        raise UserError("the training images differ from those the run started with; resuming would not "
-                        "reproduce the run", hint="resume with the same --data folder")
+        raise UserError(
+            "the training images differ from those the run started with; resuming would not "
+            "reproduce the run",
+            hint="resume with the same --data folder",
+        )
 
 
 __all__ = [

@@ -31,7 +31,7 @@ class Patch:
     """``((Z,) Y, X)`` uint8 class map, or None."""
 
     def map_spatial(self, fn, *, order_classes=None) -> None:
-        """Apply ``fn(array_with_leading_axis)`` to every array (classes through ``order_classes`` if given)."""
+        """Apply ``fn(array_with_leading_axis)`` to every array (classes through ``order_classes``)."""
         self.image = fn(self.image)
         self.targets = fn(self.targets)
         self.mask = fn(self.mask[np.newaxis])[0]

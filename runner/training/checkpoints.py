@@ -43,11 +43,21 @@ def model_meta(recipe: Recipe) -> dict:
         "channel_names": recipe.channel_names(),
         "activations": recipe.activations(),
         "n_classes": recipe.targets.n_classes,
-        "preprocessing": {"recipe": recipe.preprocessing.model_dump(mode="json"),
-                          "bioimageio": bioimageio_kwargs(recipe.preprocessing, recipe.dims)},
-        "architecture": {"name": arch.name, "module": arch.module, "class_name": arch.class_name,
-                         "kwargs": model_kwargs(recipe.model, ndim=recipe.dims, in_channels=recipe.input_channels,
-                                                activations=recipe.activations())},
+        "preprocessing": {
+            "recipe": recipe.preprocessing.model_dump(mode="json"),
+            "bioimageio": bioimageio_kwargs(recipe.preprocessing, recipe.dims),
+        },
+        "architecture": {
+            "name": arch.name,
+            "module": arch.module,
+            "class_name": arch.class_name,
+            "kwargs": model_kwargs(
+                recipe.model,
+                ndim=recipe.dims,
+                in_channels=recipe.input_channels,
+                activations=recipe.activations(),
+            ),
+        },
         "size_rule": {"min": list(rule.min), "step": list(rule.step)},
         "halo": list(halo(recipe.model, recipe.dims, round_to_step=True)),
         "receptive_field": list(receptive_field(recipe.model, recipe.dims)),
@@ -74,10 +84,15 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # truncated, not a torch file, or holding objects weights_only refuses
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = next((ln for ln in lines if "error:" in ln.lower()), lines[0] if lines else "")
-        raise UserError(f"cannot read checkpoint ({type(exc).__name__}: {detail[:200]})",
-                        path=path, hint="is it a checkpoint written by `runner train`?") from None
+        raise UserError(
+            f"cannot read checkpoint ({type(exc).__name__}: {detail[:200]})",
+            path=path,
+            hint="is it a checkpoint written by `runner train`?",
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError("not a bmz-runner checkpoint", path=path, hint="expected a file written by `runner train`")
+        raise UserError(
+            "not a bmz-runner checkpoint", path=path, hint="expected a file written by `runner train`"
+        )
     return ckpt
 
 
@@ -92,8 +107,11 @@ def find_checkpoint(run: str | Path, *, which: str = "best") -> Path:
     for name in order:
         if (run / "checkpoints" / name).is_file():
             return run / "checkpoints" / name
-    raise UserError("run folder has no checkpoint (checkpoints/best.pt or last.pt)", path=run,
-                    hint="train first with `runner train`")
+    raise UserError(
+        "run folder has no checkpoint (checkpoints/best.pt or last.pt)",
+        path=run,
+        hint="train first with `runner train`",
+    )
 
 
 @dataclass
@@ -108,7 +126,7 @@ class LoadedRun:
     path: Path
 
     def predict(self, image, *, tile: tuple[int, ...] | None = None, device: str = "cpu"):
-        """Outputs ``(K, *spatial)`` for a raw image ``(C, *spatial)`` (the recipe's normalisation applied)."""
+        """Outputs ``(K, *spatial)`` for a raw image ``(C, *spatial)`` (normalised as in training)."""
         from runner.models import size_rule
         from runner.training.inference import predict
         from runner.training.preprocess import normalize
@@ -116,8 +134,14 @@ class LoadedRun:
         rule = size_rule(self.recipe.model, self.recipe.dims)
         halo = tuple(self.meta["halo"]) if tile is not None else None
         self.model.to(device)
-        return predict(self.model, normalize(image, self.recipe.preprocessing), rule=rule, device=device,
-                       tile=tile, halo=halo)
+        return predict(
+            self.model,
+            normalize(image, self.recipe.preprocessing),
+            rule=rule,
+            device=device,
+            tile=tile,
+            halo=halo,
+        )
 
 
 def load_run(run: str | Path, *, which: str = "best", device: str = "cpu") -> LoadedRun:

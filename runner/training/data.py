@@ -50,13 +50,16 @@ class Datasets:
 
 
 def split_pairs(data_dir: str | Path, recipe: Recipe) -> tuple[list[Pair], list[Pair], dict[str, str]]:
-    """Training and validation pairs: ``<data>/train`` + ``<data>/val``, or a seeded random split of one folder."""
+    """Training and validation pairs: ``<data>/train`` + ``<data>/val``, or a seeded split of one folder."""
     data_dir = Path(data_dir)
     splits = find_splits(data_dir)
     if "" in splits or "train" not in splits:
         if "" not in splits:
-            raise UserError(f"no train/ split found (splits: {', '.join(splits)})", path=data_dir,
-                            hint="lay the data out as <data>/train/{x,y} and optionally <data>/val/{x,y}")
+            raise UserError(
+                f"no train/ split found (splits: {', '.join(splits)})",
+                path=data_dir,
+                hint="lay the data out as <data>/train/{x,y} and optionally <data>/val/{x,y}",
+            )
         pairs = find_pairs(splits[""])
         return _fraction_split(pairs, recipe, str(splits[""]))
     train = find_pairs(splits["train"])
@@ -89,11 +92,17 @@ def load_sample(pair: Pair, recipe: Recipe, *, index: int = 0) -> Sample:
 
     image = read_image(pair.image, axes=recipe.data.axes)
     if image.ndim != recipe.dims:
-        raise UserError(f"image is {image.ndim}D (axes {image.axes}) but the recipe trains a {recipe.dims}D model",
-                        path=pair.image, hint="use a recipe with the right 'dims', or --axes-like 'data.axes'")
+        raise UserError(
+            f"image is {image.ndim}D (axes {image.axes}) but the recipe trains a {recipe.dims}D model",
+            path=pair.image,
+            hint="use a recipe with the right 'dims', or --axes-like 'data.axes'",
+        )
     if image.data.shape[0] != recipe.input_channels:
-        raise UserError(f"image has {image.data.shape[0]} channel(s) but the recipe expects "
-                        f"{recipe.input_channels} (input_channels)", path=pair.image)
+        raise UserError(
+            f"image has {image.data.shape[0]} channel(s) but the recipe expects "
+            f"{recipe.input_channels} (input_channels)",
+            path=pair.image,
+        )
     labels = read_labels(pair.labels, spatial_shape=image.data.shape[1:])
     targets = make_targets(labels.data, recipe.targets.code, recipe.targets.options)
     weights = None
@@ -104,9 +113,15 @@ def load_sample(pair: Pair, recipe: Recipe, *, index: int = 0) -> Sample:
     if fg.size > MAX_FG_INDICES:
         rng = np.random.default_rng([recipe.training.seed, index])
         fg = np.sort(rng.choice(fg, MAX_FG_INDICES, replace=False))
-    return Sample(name=pair.name, image=normalize(image.data, recipe.preprocessing),
-                  targets=targets.astype(np.float16), labels=labels.data, weights=weights, classes=classes,
-                  fg_index=fg.astype(np.int64))
+    return Sample(
+        name=pair.name,
+        image=normalize(image.data, recipe.preprocessing),
+        targets=targets.astype(np.float16),
+        labels=labels.data,
+        weights=weights,
+        classes=classes,
+        fg_index=fg.astype(np.int64),
+    )
 
 
 def _classes(labels, recipe: Recipe, path: Path) -> np.ndarray | None:
@@ -114,9 +129,11 @@ def _classes(labels, recipe: Recipe, path: Path) -> np.ndarray | None:
     if n <= 2:
         return None
     if labels.classes is None:
-        raise UserError(f"the recipe has a class head (targets.n_classes = {n}) but the label file has no class "
-                        "channel", path=path, hint="labels need 2 channels: instance ids, then the class of each "
-                        "instance (0 = background)")
+        raise UserError(
+            f"the recipe has a class head (targets.n_classes = {n}) but the label file has no class channel",
+            path=path,
+            hint="labels need 2 channels: instance ids, then the class of each instance (0 = background)",
+        )
     top = int(labels.classes.max(initial=0))
     if top >= n:
         raise UserError(f"class id {top} found but targets.n_classes is {n} (ids 0..{n - 1})", path=path)
@@ -129,7 +146,9 @@ def load_datasets(data_dir: str | Path, recipe: Recipe, *, progress: bool = True
 
     train_pairs, val_pairs, source = split_pairs(data_dir, recipe)
     if not train_pairs:
-        raise UserError("no training pairs found", path=data_dir, hint="put images in train/x and labels in train/y")
+        raise UserError(
+            "no training pairs found", path=data_dir, hint="put images in train/x and labels in train/y"
+        )
     if recipe.validation.max_images is not None:
         val_pairs = val_pairs[: recipe.validation.max_images]
     todo = [("train", p) for p in train_pairs] + [("val", p) for p in val_pairs]
@@ -149,7 +168,10 @@ def usable_for_training(samples: list[Sample], recipe: Recipe, *, where: Path) -
     keep = [s for s in samples if all(n >= p for n, p in zip(s.shape, patch, strict=True))]
     if not keep:
         largest = max((s.shape for s in samples), key=lambda t: int(np.prod(t)))
-        raise UserError(f"data.patch {list(patch)} is larger than every training image (largest {list(largest)}) "
-                        "and data.pad_mode is 'none'", path=where,
-                        hint="use a smaller data.patch or data.pad_mode: reflect")
+        raise UserError(
+            f"data.patch {list(patch)} is larger than every training image (largest {list(largest)}) "
+            "and data.pad_mode is 'none'",
+            path=where,
+            hint="use a smaller data.patch or data.pad_mode: reflect",
+        )
     return keep

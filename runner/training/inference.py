@@ -25,13 +25,20 @@ def _pad_to(image: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tupl
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, image: np.ndarray, *, rule: SizeRule, device: torch.device | str = "cpu",
-                   tile: tuple[int, ...] | None = None, halo: tuple[int, ...] | None = None,
-                   autocast: bool = False) -> np.ndarray:
+def predict_logits(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    rule: SizeRule,
+    device: torch.device | str = "cpu",
+    tile: tuple[int, ...] | None = None,
+    halo: tuple[int, ...] | None = None,
+    autocast: bool = False,
+) -> np.ndarray:
     """Network output before the head's activations, ``(K, *spatial)`` float32, for ``image (C, *spatial)``.
 
     Without ``tile`` the whole image is padded (reflection) to the next valid size, run once and cropped. With
-    ``tile`` (a valid size) the image is cut into tiles whose centres, ``tile - 2 * halo`` wide, tile the image;
+    ``tile`` (a valid size) the image is cut into tiles whose centres (``tile - 2 * halo`` wide) tile it;
     ``halo`` must be a multiple of the step (see :func:`runner.models.halo` with ``round_to_step=True``).
     """
     was_training = model.training
@@ -57,8 +64,15 @@ def _run(model: torch.nn.Module, batch: np.ndarray, device, autocast: bool) -> n
     return y.float().cpu().numpy()
 
 
-def _tiled(model, image: np.ndarray, rule: SizeRule, device, tile: tuple[int, ...], halo: tuple[int, ...],
-           autocast: bool) -> np.ndarray:
+def _tiled(
+    model,
+    image: np.ndarray,
+    rule: SizeRule,
+    device,
+    tile: tuple[int, ...],
+    halo: tuple[int, ...],
+    autocast: bool,
+) -> np.ndarray:
     spatial = image.shape[1:]
     core = tuple(t - 2 * h for t, h in zip(tile, halo, strict=True))
     if any(c <= 0 for c in core) or not rule.valid(tile):
@@ -86,7 +100,14 @@ def activate(model: torch.nn.Module, logits: np.ndarray) -> np.ndarray:
     return y[0].numpy()
 
 
-def predict(model: torch.nn.Module, image: np.ndarray, *, rule: SizeRule, device: torch.device | str = "cpu",
-            tile: tuple[int, ...] | None = None, halo: tuple[int, ...] | None = None) -> np.ndarray:
+def predict(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    rule: SizeRule,
+    device: torch.device | str = "cpu",
+    tile: tuple[int, ...] | None = None,
+    halo: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """Network output (after activations) ``(K, *spatial)`` for a normalised ``image (C, *spatial)``."""
     return activate(model, predict_logits(model, image, rule=rule, device=device, tile=tile, halo=halo))

@@ -44,12 +44,26 @@ class _ValidationAborted(Exception):
 class Trainer:
     """Holds the model, optimizer, data sampler and run state of one training run."""
 
-    def __init__(self, recipe: Recipe, data: Datasets, out: Path, device: torch.device, *, progress: bool = True,
-                 data_dir: str = ""):
+    def __init__(
+        self,
+        recipe: Recipe,
+        data: Datasets,
+        out: Path,
+        device: torch.device,
+        *,
+        progress: bool = True,
+        data_dir: str = "",
+    ):
         from runner.models import halo
         from runner.targets import channel_specs
 
-        self.recipe, self.data, self.out, self.device, self.progress = recipe, data, Path(out), device, progress
+        self.recipe, self.data, self.out, self.device, self.progress = (
+            recipe,
+            data,
+            Path(out),
+            device,
+            progress,
+        )
         self.total = recipe.total_iterations(len(data.train))
         seed = recipe.training.seed
         torch.manual_seed(seed)
@@ -65,21 +79,33 @@ class Trainer:
             if self.amp_dtype == torch.float16:
                 self.scaler = torch.amp.GradScaler("cuda")
         specs = channel_specs(recipe.targets.code, recipe.targets.options)
-        self.loss_fn = InstanceLoss(specs, recipe.targets.weights(), recipe.loss, n_classes=recipe.targets.n_classes)
+        self.loss_fn = InstanceLoss(
+            specs, recipe.targets.weights(), recipe.loss, n_classes=recipe.targets.n_classes
+        )
         self.sampler = PatchSampler(data.train, recipe)
         self.rng = np.random.default_rng([seed, 1])
         self.halo = halo(recipe.model, recipe.dims, round_to_step=True)
         self.iteration = 0
         self.history: list[dict] = []
-        self.best = {"metric": recipe.validation.metric, "value": None, "iteration": None,
-                     "rounds_without_improvement": 0}
+        self.best = {
+            "metric": recipe.validation.metric,
+            "value": None,
+            "iteration": None,
+            "rounds_without_improvement": 0,
+        }
         self.validation_pending = False
         self.pending_log: list[dict] = []
         """Loss parts of the iterations since the last train_log.csv row."""
         self.elapsed = 0.0
-        self.meta = {**ck.model_meta(recipe), "data": {"data_dir": str(data_dir), **data.source,
-                                                       "train_images": [s.name for s in data.train],
-                                                       "val_images": [s.name for s in data.val]}}
+        self.meta = {
+            **ck.model_meta(recipe),
+            "data": {
+                "data_dir": str(data_dir),
+                **data.source,
+                "train_images": [s.name for s in data.train],
+                "val_images": [s.name for s in data.val],
+            },
+        }
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -92,8 +118,11 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
-                    "torch_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
+            "rng": {
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+                "torch_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            },
             "best": dict(self.best),
             "validation_pending": self.validation_pending,
             "pending_log": [dict(p) for p in self.pending_log],
@@ -133,7 +162,9 @@ class Trainer:
         w = None if batch.weight is None else torch.from_numpy(batch.weight).to(dev, non_blocking=True)
         c = None if batch.classes is None else torch.from_numpy(batch.classes).to(dev, non_blocking=True)
         self.model.train()
-        autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        autocast = (
+            torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        )
         with autocast:
             logits = self.model.logits(x)
         result = self.loss_fn(logits, t, m, w, c)
@@ -161,10 +192,22 @@ class Trainer:
         samples = self.data.val
         if guard is not None:
             samples = _Watched(samples, guard)
-        result = validate(self.model, samples, self.recipe, self.loss_fn, device=self.device, halo=self.halo,
-                          autocast=self.amp_dtype is not None)
-        row = {"iteration": self.iteration, "val_loss": result.loss, "val_metric": result.metric,
-               **{f"val_{k}": v for k, v in result.scores.items()}, "val_seconds": result.seconds}
+        result = validate(
+            self.model,
+            samples,
+            self.recipe,
+            self.loss_fn,
+            device=self.device,
+            halo=self.halo,
+            autocast=self.amp_dtype is not None,
+        )
+        row = {
+            "iteration": self.iteration,
+            "val_loss": result.loss,
+            "val_metric": result.metric,
+            **{f"val_{k}": v for k, v in result.scores.items()},
+            "val_seconds": result.seconds,
+        }
         if self.history and self.history[-1]["iteration"] == self.iteration:
             self.history[-1].update(row)
         else:
@@ -175,8 +218,9 @@ class Trainer:
     def _update_best(self, value: float) -> None:
         best = self.best["value"]
         delta = self.recipe.validation.min_delta
-        better = best is None or (value > best + delta if higher_is_better(self.best["metric"])
-                                  else value < best - delta)
+        better = best is None or (
+            value > best + delta if higher_is_better(self.best["metric"]) else value < best - delta
+        )
         if better and np.isfinite(value):
             self.best.update(value=float(value), iteration=self.iteration, rounds_without_improvement=0)
             ck.save_checkpoint(self.out / "checkpoints" / "best.pt", self.state())
@@ -200,8 +244,15 @@ class Trainer:
         start_time = time.perf_counter() - self.elapsed
         stopped_early = interrupted = False
         n_train = len(self.data.train)
-        bar = tqdm(total=self.total, initial=self.iteration, desc="train", unit="it", disable=not self.progress,
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=self.total,
+            initial=self.iteration,
+            desc="train",
+            unit="it",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         with InterruptGuard() as guard:
             try:
                 if self.validation_pending:
@@ -211,8 +262,12 @@ class Trainer:
                     self.iteration += 1
                     self.pending_log.append(parts)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                                    best=_fmt_best(self.best), refresh=False)
+                    bar.set_postfix(
+                        loss=f"{parts['loss']:.4f}",
+                        lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                        best=_fmt_best(self.best),
+                        refresh=False,
+                    )
                     it, last = self.iteration, self.iteration == self.total
                     self.elapsed = time.perf_counter() - start_time
                     if it % rc.training.log_every == 0 or last:
@@ -239,10 +294,17 @@ class Trainer:
             self.save()
         self.elapsed = time.perf_counter() - start_time
         self._finish()
-        return TrainResult(run_dir=self.out, iteration=self.iteration, total_iterations=self.total,
-                           best_value=self.best["value"], best_iteration=self.best["iteration"],
-                           metric=self.best["metric"], stopped_early=stopped_early, interrupted=interrupted,
-                           seconds=self.elapsed)
+        return TrainResult(
+            run_dir=self.out,
+            iteration=self.iteration,
+            total_iterations=self.total,
+            best_value=self.best["value"],
+            best_iteration=self.best["iteration"],
+            metric=self.best["metric"],
+            stopped_early=stopped_early,
+            interrupted=interrupted,
+            seconds=self.elapsed,
+        )
 
     def _validate_now(self, guard: InterruptGuard, bar) -> None:
         bar.set_description("validating")
@@ -251,9 +313,11 @@ class Trainer:
         bar.set_description("train")
 
     def _log_row(self, acc: list[dict], n_train: int) -> None:
-        row = {"iteration": self.iteration,
-               "epoch": self.iteration * self.recipe.training.batch_size / max(n_train, 1),
-               "lr": float(self.scheduler.get_last_lr()[0])}
+        row = {
+            "iteration": self.iteration,
+            "epoch": self.iteration * self.recipe.training.batch_size / max(n_train, 1),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
         for key in acc[0]:
             row[key] = float(np.mean([a[key] for a in acc]))
         row["elapsed_s"] = self.elapsed

@@ -38,8 +38,14 @@ class InstanceLoss:
     n_classes : classes of the class head (0 = none); its channels follow the code's channels.
     """
 
-    def __init__(self, specs: list[ChannelSpec], channel_weights: list[float], config: LossSection, *,
-                 n_classes: int = 0):
+    def __init__(
+        self,
+        specs: list[ChannelSpec],
+        channel_weights: list[float],
+        config: LossSection,
+        *,
+        n_classes: int = 0,
+    ):
         if len(specs) != len(channel_weights):
             raise ValueError("one channel weight per channel spec is needed")
         self.specs = specs
@@ -47,9 +53,18 @@ class InstanceLoss:
         self.config = config
         self.n_classes = n_classes if n_classes > 2 else 0
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                 weight: torch.Tensor | None = None, classes: torch.Tensor | None = None) -> LossResult:
-        """``logits (B, T[+K], ...)``, ``targets (B, T, ...)``, ``mask``/``weight``/``classes`` ``(B, ...)``."""
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
+    ) -> LossResult:
+        """Loss of ``logits (B, T[+K], ...)`` against ``targets (B, T, ...)``.
+
+        ``mask``, ``weight`` and ``classes`` are ``(B, ...)``; the class map is needed with a class head.
+        """
         logits = logits.float()
         w = mask if weight is None else mask * weight
         wsum = w.sum().clamp_min(1e-6)
@@ -69,7 +84,7 @@ class InstanceLoss:
             k0 = len(self.specs)
             if classes is None:
                 raise ValueError("the class head needs a class map")
-            ce = F.cross_entropy(logits[:, k0:k0 + self.n_classes], classes, reduction="none")
+            ce = F.cross_entropy(logits[:, k0 : k0 + self.n_classes], classes, reduction="none")
             loss = (ce * w).sum() / wsum
             parts["class"] = float(loss.detach())
             total = total + self.config.class_weight * loss

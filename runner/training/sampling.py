@@ -31,7 +31,8 @@ class PatchSampler:
     """Draws augmented patches from ``samples``; every random choice comes from the generator passed in.
 
     A crop is centred on a random foreground pixel with probability ``data.foreground_crop`` (shifted by up to
-    a quarter patch), otherwise placed uniformly; images are picked uniformly or by area (``data.image_sampling``).
+    a quarter patch), otherwise placed uniformly; images are picked uniformly or by area
+    (``data.image_sampling``).
     """
 
     def __init__(self, samples: list[Sample], recipe: Recipe):
@@ -48,6 +49,13 @@ class PatchSampler:
 
     def crop(self, sample: Sample, rng: np.random.Generator) -> Patch:
         """One un-augmented crop of ``sample`` of the patch size."""
+        region, pads = self.region(sample, rng)
+        return self.cut(sample, region, pads)
+
+    def region(
+        self, sample: Sample, rng: np.random.Generator
+    ) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
+        """Where to crop (one slice per axis) and how to pad each axis (before, after) to the patch size."""
         shape = sample.shape
         use_fg = sample.fg_index.size > 0 and rng.random() < self.recipe.data.foreground_crop
         if use_fg:
@@ -66,9 +74,16 @@ class PatchSampler:
                 before = int(rng.integers(0, p - s + 1))
                 starts.append(slice(0, s))
                 pads.append((before, p - s - before))
-        region = tuple(starts)
+        return tuple(starts), pads
+
+    def targets_of(self, sample: Sample, region: tuple[slice, ...]) -> np.ndarray:
+        """Target channels of the crop (from the precomputed ones)."""
+        return sample.targets[(slice(None), *region)].astype(np.float32)
+
+    def cut(self, sample: Sample, region: tuple[slice, ...], pads: list[tuple[int, int]]) -> Patch:
+        """The crop ``region`` of every array of ``sample``, padded by ``pads``."""
         image = sample.image[(slice(None), *region)]
-        targets = sample.targets[(slice(None), *region)].astype(np.float32)
+        targets = self.targets_of(sample, region)
         mask = np.ones(image.shape[1:], np.float32)
         weight = None if sample.weights is None else sample.weights[region].astype(np.float32)
         classes = None if sample.classes is None else sample.classes[region]
@@ -79,7 +94,9 @@ class PatchSampler:
             mask = np.pad(mask, pads, mode="constant")
             weight = None if weight is None else np.pad(weight, pads, mode=mode)
             classes = None if classes is None else np.pad(classes, pads, mode=mode)
-        return Patch(image=image.astype(np.float32), targets=targets, mask=mask, weight=weight, classes=classes)
+        return Patch(
+            image=image.astype(np.float32), targets=targets, mask=mask, weight=weight, classes=classes
+        )
 
     def sample(self, rng: np.random.Generator) -> Patch:
         """One augmented patch."""

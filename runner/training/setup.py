@@ -16,7 +16,7 @@ from runner.recipes import Recipe
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; a UserError when unavailable."""
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; UserError if unavailable."""
     name = (device or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -24,8 +24,9 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available here",
-                            hint="use --device cpu (or auto)")
+            raise UserError(
+                f"--device {device}: no CUDA device is available here", hint="use --device cpu (or auto)"
+            )
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
@@ -119,11 +120,15 @@ def prepare_run_dir(out: Path, *, resume: bool) -> None:
     out = Path(out)
     if resume:
         if not (out / "checkpoints" / "last.pt").is_file():
-            raise UserError("nothing to resume: no checkpoints/last.pt", path=out,
-                            hint="start a new run without --resume")
+            raise UserError(
+                "nothing to resume: no checkpoints/last.pt", path=out, hint="start a new run without --resume"
+            )
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError("run folder exists and is not empty", path=out,
-                        hint="choose a new --out, or add --resume to continue that run")
+        raise UserError(
+            "run folder exists and is not empty",
+            path=out,
+            hint="choose a new --out, or add --resume to continue that run",
+        )
     if not out.parent.exists():
         raise UserError("parent folder of the run folder does not exist", path=out.parent)

@@ -41,8 +41,16 @@ def higher_is_better(name: str) -> bool:
     return name != "loss"
 
 
-def validate(model: torch.nn.Module, samples: list[Sample], recipe: Recipe, loss_fn: InstanceLoss, *,
-             device: torch.device, halo: tuple[int, ...] | None = None, autocast: bool = False) -> ValResult:
+def validate(
+    model: torch.nn.Module,
+    samples: list[Sample],
+    recipe: Recipe,
+    loss_fn: InstanceLoss,
+    *,
+    device: torch.device,
+    halo: tuple[int, ...] | None = None,
+    autocast: bool = False,
+) -> ValResult:
     """Predict every validation image whole (or tiled), and compute the mean loss and the metric."""
     from runner.models import size_rule
 
@@ -52,8 +60,15 @@ def validate(model: torch.nn.Module, samples: list[Sample], recipe: Recipe, loss
     losses, stats = [], []
     n_code = recipe.n_code_channels
     for s in samples:
-        logits = predict_logits(model, s.image, rule=rule, device=device, tile=recipe.validation.tile, halo=halo,
-                                autocast=autocast)
+        logits = predict_logits(
+            model,
+            s.image,
+            rule=rule,
+            device=device,
+            tile=recipe.validation.tile,
+            halo=halo,
+            autocast=autocast,
+        )
         losses.append(_loss(loss_fn, logits, s))
         if iou is not None:
             pred = _postprocess(recipe, activate(model, logits)[:n_code])
@@ -65,8 +80,14 @@ def validate(model: torch.nn.Module, samples: list[Sample], recipe: Recipe, loss
     else:
         scores = _pooled(stats)
         value = float(scores[metric_field])
-    return ValResult(loss=loss, metric=value, metric_name=recipe.validation.metric, n_images=len(samples),
-                     seconds=time.perf_counter() - start, scores=scores)
+    return ValResult(
+        loss=loss,
+        metric=value,
+        metric_name=recipe.validation.metric,
+        n_images=len(samples),
+        seconds=time.perf_counter() - start,
+        scores=scores,
+    )
 
 
 def _loss(loss_fn: InstanceLoss, logits: np.ndarray, s: Sample) -> float:
