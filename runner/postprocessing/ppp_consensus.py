@@ -232,6 +232,10 @@ def _consensus_scores(val, cidx, fpos, shape, patch, threshold, aff, n_chunks):
     one = np.float32(1.0)
     zero = np.float32(0.0)
     scores = np.zeros((n_chunks, val.shape[0]), np.float64)
+
+    def b_bg(b):  # in the patch domain and below 1 - t (Eq. 2)
+        return (b >= zero) & (b < lo_t)
+
     for chunk in prange(n_chunks):
         # slack at the end: padding slots of the last plane land past the stored half (and add 0 there)
         num = np.zeros(n_d + lx, np.float32)
@@ -288,12 +292,16 @@ def _consensus_scores(val, cidx, fpos, shape, patch, threshold, aff, n_chunks):
                     src = val[c, first:last]
                     dst_num = num[first + shift : last + shift]
                     dst_cnt = cnt[first + shift : last + shift]
-                    for j in range(last - first):  # non-negative index: no wrap-around check, vectorised
-                        b = src[j]
-                        b_fg = b > t
-                        b_bg = (b >= zero) & (b < lo_t)
-                        dst_num[j] += (c_fg * b if b_fg else zero) + (c_bg * (one - b) if b_bg else zero)
-                        dst_cnt[j] += one if (b_fg | (a_fg & (b >= zero))) else zero
+                    if a_fg:  # non-negative loop index: no wrap-around check, so numba vectorises
+                        for j in range(last - first):
+                            b = src[j]
+                            dst_num[j] += c_fg * b if b > t else (c_bg * (one - b) if b_bg(b) else zero)
+                            dst_cnt[j] += one if b >= zero else zero
+                    else:  # only pairs with a foreground b count
+                        for j in range(last - first):
+                            b = src[j]
+                            dst_num[j] += c_fg * b if b > t else zero
+                            dst_cnt[j] += one if b > t else zero
             for d in range(n_d):
                 if cnt[d] > 0:
                     row[d] = num[d] / cnt[d]
@@ -309,8 +317,6 @@ def _consensus_scores(val, cidx, fpos, shape, patch, threshold, aff, n_chunks):
                 a_fg = a > t
                 if a < zero or (not a_fg and a >= lo_t):
                     continue
-                w_fg = one if a_fg else -one
-                w_bg = -one if a_fg else zero
                 acc = zero
                 for iz2 in range(iz1, pz):
                     first = s1 + 1 if iz2 == iz1 else iz2 * plane
@@ -326,10 +332,13 @@ def _consensus_scores(val, cidx, fpos, shape, patch, threshold, aff, n_chunks):
                     )
                     src = val[c, first:last]
                     got = row[first + shift : last + shift]
-                    for j in range(last - first):
-                        b = src[j]
-                        w = w_fg if b > t else (w_bg if ((b >= zero) & (b < lo_t)) else zero)
-                        acc += w * got[j]
+                    if a_fg:
+                        for j in range(last - first):
+                            b = src[j]
+                            acc += got[j] if b > t else (-got[j] if b_bg(b) else zero)
+                    else:
+                        for j in range(last - first):
+                            acc -= got[j] if src[j] > t else zero
                 scores[chunk, c] += acc
     return scores.sum(axis=0)
 
