@@ -124,6 +124,29 @@ def test_train_3d_loss_drops(dataset3d, tmp_path):
     assert load_run(run).model(torch.zeros(1, 1, 8, 8, 8)).shape == (1, 3, 8, 8, 8)
 
 
+def test_early_stopping(dataset2d, tmp_path):
+    recipe = tiny(2, validation={"every": 5, "metric": "loss", "patience": 2, "min_delta": 100.0})
+    result = train(recipe, dataset2d, tmp_path / "run", progress=False)
+    assert result.stopped_early and result.iteration == 15  # best at 5, no improvement at 10 and 15
+    assert result.best_iteration == 5
+    assert torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["iteration"] == 5
+
+
+def test_nan_loss_is_a_clear_error(dataset2d, tmp_path, monkeypatch):
+    from runner.errors import UserError
+    from runner.training.losses import InstanceLoss, LossResult
+
+    original = InstanceLoss.__call__
+
+    def nan_loss(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        return LossResult(total=result.total * float("nan"), parts=result.parts)
+
+    monkeypatch.setattr(InstanceLoss, "__call__", nan_loss)
+    with pytest.raises(UserError, match="loss became nan at iteration 1.*lower optimizer.lr"):
+        train(tiny(2, training={"iterations": 3}), dataset2d, tmp_path / "run", progress=False)
+
+
 def test_class_head(tmp_path):
     """Label files with a class channel and targets.n_classes > 2 train a softmax class head."""
     from runner.io import write_tiff

@@ -168,6 +168,14 @@ class Trainer:
         with autocast:
             logits = self.model.logits(x)
         result = self.loss_fn(logits, t, m, w, c)
+        if not torch.isfinite(result.total):
+            from runner.errors import UserError
+
+            raise UserError(
+                f"the training loss became {float(result.total.detach())} at iteration {self.iteration + 1}",
+                hint="start a new run with a lower optimizer.lr (and optimizer.grad_clip on), and check the "
+                "images for extreme values",
+            )
         self.optimizer.zero_grad(set_to_none=True)
         clip = self.recipe.optimizer.grad_clip
         if self.scaler is not None:
@@ -212,6 +220,7 @@ class Trainer:
             self.history[-1].update(row)
         else:
             self.history.append(row)
+        self.validation_pending = False
         self._update_best(result.metric)
         return result
 
