@@ -1,10 +1,10 @@
-"""Build tiny bioimage.io model packages for tests and benchmarks (with bioimageio.spec, never hand-written YAML).
+"""Build tiny bioimage.io model packages for tests and benchmarks (bioimageio.spec, no hand-written YAML).
 
 ``build_package(folder, ...)`` writes a package folder (and optionally a zip) holding a small fully
 convolutional network with one pooling level (so tile phase matters), exported as TorchScript, ONNX and/or a
-PyTorch state dict with its architecture source. Sizes are ``min + n*step`` with an output halo, or fixed; 2D or
-3D; any number of input channels and output channels; optionally an output upsampled x2 relative to the input.
-The test tensors are the network's own output for a random input (computed without padding, like
+PyTorch state dict with its architecture source. Sizes are ``min + n*step`` with an output halo, or fixed; 2D
+or 3D; any number of input channels and output channels; optionally an output upsampled x2 relative to the
+input. The test tensors are the network's own output for a random input (computed without padding, like
 ``bioimageio test``).
 """
 
@@ -35,7 +35,9 @@ class TinyNet(nn.Module):
         self.mid = nn.Sequential(conv(width, width, 3, padding=1), nn.ReLU())
         self.up = nn.Upsample(scale_factor=2, mode=mode)
         self.dec = conv(2 * width, out_channels, 3, padding=1)
-        self.out_up = nn.Upsample(scale_factor=upsample_output, mode=mode) if upsample_output > 1 else nn.Identity()
+        self.out_up = nn.Identity()
+        if upsample_output > 1:
+            self.out_up = nn.Upsample(scale_factor=upsample_output, mode=mode)
 
     def forward(self, x):
         e = self.enc(x)
@@ -58,13 +60,15 @@ class TwoInputNet(nn.Module):
 class TinyUNet(nn.Module):
     """A U-Net-like network (two conv blocks per level, ``depth`` poolings) for benchmarks."""
 
-    def __init__(self, ndim: int = 2, in_channels: int = 1, out_channels: int = 2, width: int = 16, depth: int = 3):
+    def __init__(self, ndim: int = 2, in_channels: int = 1, out_channels: int = 2, width: int = 16,
+                 depth: int = 3):
         super().__init__()
         conv = nn.Conv2d if ndim == 2 else nn.Conv3d
         pool = nn.MaxPool2d if ndim == 2 else nn.MaxPool3d
 
         def block(cin, cout):
-            return nn.Sequential(conv(cin, cout, 3, padding=1), nn.ReLU(), conv(cout, cout, 3, padding=1), nn.ReLU())
+            return nn.Sequential(conv(cin, cout, 3, padding=1), nn.ReLU(),
+                                 conv(cout, cout, 3, padding=1), nn.ReLU())
 
         chans = [width * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList([block(in_channels, chans[0])] + [block(chans[i], chans[i + 1])
@@ -90,8 +94,8 @@ _MODULE = None
 
 
 def architecture_module():
-    """The module defining ``TinyNet`` and ``TinyUNet``, imported from :data:`ARCHITECTURE_SOURCE` written to a
-    temporary file (TorchScript's compiler reads the source of the classes it scripts)."""
+    """The module defining ``TinyNet`` and ``TinyUNet``, imported from :data:`ARCHITECTURE_SOURCE` written to
+    a temporary file (TorchScript's compiler reads the source of the classes it scripts)."""
     global _MODULE
     if _MODULE is None:
         import importlib.util
@@ -133,18 +137,28 @@ def _same_as_raw(v5, ndim):
 
 
 def _axes_in(v5, ndim, in_channels, size_rule):
-    space = [v5.SpaceInputAxis(id=v5.AxisId(a), size=size_rule[a] if isinstance(size_rule, dict) else size_rule)
-             for a in "zyx"[-ndim:]]
-    return [v5.BatchAxis(), v5.ChannelAxis(channel_names=[v5.Identifier(f"c{i}") for i in range(in_channels)]),
-            *space]
+    space = [
+        v5.SpaceInputAxis(id=v5.AxisId(a), size=size_rule[a] if isinstance(size_rule, dict) else size_rule)
+        for a in "zyx"[-ndim:]
+    ]
+    return [
+        v5.BatchAxis(),
+        v5.ChannelAxis(channel_names=[v5.Identifier(f"c{i}") for i in range(in_channels)]),
+        *space,
+    ]
 
 
 def _axes_out(v5, ndim, out_channels, halo, scale):
-    axes = [v5.BatchAxis(), v5.ChannelAxis(channel_names=[v5.Identifier(f"o{i}") for i in range(out_channels)])]
+    axes = [
+        v5.BatchAxis(),
+        v5.ChannelAxis(channel_names=[v5.Identifier(f"o{i}") for i in range(out_channels)]),
+    ]
     for a in "zyx"[-ndim:]:
         ref = v5.SizeReference(tensor_id=v5.TensorId("raw"), axis_id=v5.AxisId(a))
         if halo:
-            axes.append(v5.SpaceOutputAxisWithHalo(id=v5.AxisId(a), size=ref, halo=halo * int(1 / scale), scale=scale))
+            axes.append(
+                v5.SpaceOutputAxisWithHalo(id=v5.AxisId(a), size=ref, halo=halo * int(1 / scale), scale=scale)
+            )
         else:
             axes.append(v5.SpaceOutputAxis(id=v5.AxisId(a), size=ref, scale=scale))
     return axes
@@ -173,8 +187,6 @@ def build_package(
     seed: int = 0,
 ) -> BuiltPackage:
     """Write a package folder (and ``<folder>.zip`` with ``make_zip``); see the module docstring."""
-    import torch
-    from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
     from bioimageio.spec.model import v0_5 as v5
 
     folder = Path(folder)
@@ -182,7 +194,9 @@ def build_package(
     work.mkdir(parents=True, exist_ok=True)
     if n_inputs == 2:
         arch = "TwoInputNet"
-    kwargs = dict(ndim=ndim, in_channels=in_channels * n_inputs, out_channels=out_channels, **(arch_kwargs or {}))
+    kwargs = dict(
+        ndim=ndim, in_channels=in_channels * n_inputs, out_channels=out_channels, **(arch_kwargs or {})
+    )
     if arch in ("TinyNet", "TwoInputNet"):
         kwargs["upsample_output"] = upsample_output
     net = make_net(arch=arch, seed=seed, **kwargs)
@@ -200,12 +214,30 @@ def build_package(
     np.save(work / "test_output.npy", y)
     (work / "README.md").write_text("# tiny test model\n\nA tiny network for runner's tests.\n")
     weights = _write_weights(v5, work, net, xs, formats, arch, kwargs)
-    scale = 1.0 / upsample_output
     pre = []
     if preprocessing == "zero_mean_unit_variance":
-        pre = [v5.ZeroMeanUnitVarianceDescr(kwargs=v5.ZeroMeanUnitVarianceKwargs(
-            axes=[v5.AxisId(a) for a in "zyx"[-ndim:]]))]
-    post = [v5.SigmoidDescr()] if sigmoid else []
+        pre = [
+            v5.ZeroMeanUnitVarianceDescr(
+                kwargs=v5.ZeroMeanUnitVarianceKwargs(axes=[v5.AxisId(a) for a in "zyx"[-ndim:]])
+            )
+        ]
+    inputs = [
+        v5.InputTensorDescr(
+            id=v5.TensorId(INPUT_IDS[i]),
+            axes=_axes_in(v5, ndim, in_channels, size_rule if i == 0 else _same_as_raw(v5, ndim)),
+            test_tensor=v5.FileDescr(source=work / f"test_input{i}.npy"),
+            preprocessing=pre,
+        )
+        for i in range(n_inputs)
+    ]
+    outputs = [
+        v5.OutputTensorDescr(
+            id=v5.TensorId("prediction"),
+            axes=_axes_out(v5, ndim, out_channels, halo, 1.0 / upsample_output),
+            test_tensor=v5.FileDescr(source=work / "test_output.npy"),
+            postprocessing=[v5.SigmoidDescr()] if sigmoid else [],
+        )
+    ]
     descr = v5.ModelDescr(
         name="tiny test model",
         description="A tiny fully convolutional network built by runner's tests.",
@@ -213,18 +245,18 @@ def build_package(
         cite=[v5.CiteEntry(text="runner tests", url="https://example.com")],
         license="MIT",
         documentation=v5.FileDescr(source=work / "README.md"),
-        inputs=[v5.InputTensorDescr(
-            id=v5.TensorId(INPUT_IDS[i]), axes=_axes_in(v5, ndim, in_channels, size_rule if i == 0 else
-                                                        _same_as_raw(v5, ndim)),
-            test_tensor=v5.FileDescr(source=work / f"test_input{i}.npy"), preprocessing=pre,
-        ) for i in range(n_inputs)],
-        outputs=[v5.OutputTensorDescr(
-            id=v5.TensorId("prediction"), axes=_axes_out(v5, ndim, out_channels, halo, scale),
-            test_tensor=v5.FileDescr(source=work / "test_output.npy"), postprocessing=post,
-        )],
+        inputs=inputs,
+        outputs=outputs,
         weights=weights,
         config=v5.Config(**({"runner": runner_config} if runner_config else {})),
     )
+    return _save(descr, folder, work, net, make_zip=make_zip)
+
+
+def _save(descr, folder: Path, work: Path, net, *, make_zip: bool = False) -> BuiltPackage:
+    """Save the description as a package folder (and zip), remove the staging folder."""
+    from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
+
     if folder.exists():
         shutil.rmtree(folder)
     save_bioimageio_package_as_folder(descr, output_path=folder)
@@ -234,7 +266,6 @@ def build_package(
         save_bioimageio_package(descr, output_path=zip_path)
     shutil.rmtree(work)
     rdf = next(p for p in (folder / "rdf.yaml", folder / "bioimageio.yaml") if p.exists())
-    torch.set_grad_enabled(True)
     return BuiltPackage(folder=folder, zip=zip_path, net=net, rdf=rdf)
 
 
@@ -275,9 +306,11 @@ def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
         (work / "tiny_architecture.py").write_text(ARCHITECTURE_SOURCE)
         torch.save(net.state_dict(), work / "weights_state.pt")
         entries["pytorch_state_dict"] = v5.PytorchStateDictWeightsDescr(
-            source=work / "weights_state.pt", pytorch_version=version,
-            architecture=v5.ArchitectureFromFileDescr(source=work / "tiny_architecture.py", callable=arch,
-                                                      kwargs=kwargs),
+            source=work / "weights_state.pt",
+            pytorch_version=version,
+            architecture=v5.ArchitectureFromFileDescr(
+                source=work / "tiny_architecture.py", callable=arch, kwargs=kwargs
+            ),
         )
         parent = "pytorch_state_dict"
     if "torchscript" in formats:
@@ -286,26 +319,35 @@ def _write_weights(v5, work: Path, net, xs, formats, arch: str, kwargs: dict):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.9+ calls TorchScript deprecated
             torch.jit.script(net).save(str(work / "weights.torchscript"))
-        entries["torchscript"] = v5.TorchscriptWeightsDescr(source=work / "weights.torchscript",
-                                                            pytorch_version=version, parent=parent)
+        entries["torchscript"] = v5.TorchscriptWeightsDescr(
+            source=work / "weights.torchscript", pytorch_version=version, parent=parent
+        )
         parent = parent or "torchscript"
     if "onnx" in formats:
         names = ["batch"] + [f"s{i}" for i in range(x.ndim - 2)]
         dyn = {0: "batch", **{i + 2: names[i + 1] for i in range(x.ndim - 2)}}
         names_in = list(INPUT_IDS[: len(xs)])
-        _onnx_export(net, tuple(torch.from_numpy(a) for a in xs), str(work / "weights.onnx"),
-                          input_names=names_in, output_names=["prediction"],
-                          dynamic_axes={**{n: dyn for n in names_in}, "prediction": dyn}, opset_version=17,
-                          dynamo=False)
-        entries["onnx"] = v5.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=17,
-                                              parent=parent if parent != "onnx" else None)
+        _onnx_export(
+            net,
+            tuple(torch.from_numpy(a) for a in xs),
+            str(work / "weights.onnx"),
+            input_names=names_in,
+            output_names=["prediction"],
+            dynamic_axes={**{n: dyn for n in names_in}, "prediction": dyn},
+            opset_version=17,
+            dynamo=False,
+        )
+        entries["onnx"] = v5.OnnxWeightsDescr(
+            source=work / "weights.onnx", opset_version=17, parent=parent if parent != "onnx" else None
+        )
     return v5.WeightsDescr(**entries)
 
 
-def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, step: int = 8, seed: int = 0) -> BuiltPackage:
+def build_package_v04(
+    folder: str | Path, *, halo: int = 8, min_size: int = 32, step: int = 8, seed: int = 0
+) -> BuiltPackage:
     """A format 0.4 package (2D, one input channel, two output channels, ONNX weights) written with
     ``bioimageio.spec.model.v0_4``; loaders convert it to 0.5."""
-    from bioimageio.spec import save_bioimageio_package_as_folder
     from bioimageio.spec.model import v0_4 as v4
 
     folder = Path(folder)
@@ -321,9 +363,16 @@ def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, 
     import torch
 
     dyn = {0: "batch", 2: "y", 3: "x"}
-    _onnx_export(net, (torch.from_numpy(x),), str(work / "weights.onnx"), input_names=["raw"],
-                      output_names=["prediction"], dynamic_axes={"raw": dyn, "prediction": dyn}, opset_version=17,
-                      dynamo=False)
+    _onnx_export(
+        net,
+        (torch.from_numpy(x),),
+        str(work / "weights.onnx"),
+        input_names=["raw"],
+        output_names=["prediction"],
+        dynamic_axes={"raw": dyn, "prediction": dyn},
+        opset_version=17,
+        dynamo=False,
+    )
     descr = v4.ModelDescr(
         name="tiny test model 0.4",
         description="A tiny network in the 0.4 format.",
@@ -332,27 +381,36 @@ def build_package_v04(folder: str | Path, *, halo: int = 8, min_size: int = 32, 
         license="MIT",
         documentation=work / "README.md",
         timestamp="2024-01-01T00:00:00",
-        inputs=[v4.InputTensorDescr(
-            name="raw", axes="bcyx", data_type="float32",
-            shape=v4.ParameterizedInputShape(min=[1, 1, min_size, min_size], step=[0, 0, step, step]),
-            preprocessing=[v4.ZeroMeanUnitVarianceDescr(kwargs=v4.ZeroMeanUnitVarianceKwargs(mode="per_sample",
-                                                                                             axes="yx"))],
-        )],
-        outputs=[v4.OutputTensorDescr(
-            name="prediction", axes="bcyx", data_type="float32",
-            shape=v4.ImplicitOutputShape(reference_tensor="raw", scale=[1.0, 0.0, 1.0, 1.0], offset=[0, 1, 0, 0]),
-            halo=[0, 0, halo, halo], postprocessing=[v4.SigmoidDescr()],
-        )],
+        inputs=[
+            v4.InputTensorDescr(
+                name="raw",
+                axes="bcyx",
+                data_type="float32",
+                shape=v4.ParameterizedInputShape(min=[1, 1, min_size, min_size], step=[0, 0, step, step]),
+                preprocessing=[
+                    v4.ZeroMeanUnitVarianceDescr(
+                        kwargs=v4.ZeroMeanUnitVarianceKwargs(mode="per_sample", axes="yx")
+                    )
+                ],
+            )
+        ],
+        outputs=[
+            v4.OutputTensorDescr(
+                name="prediction",
+                axes="bcyx",
+                data_type="float32",
+                shape=v4.ImplicitOutputShape(
+                    reference_tensor="raw", scale=[1.0, 0.0, 1.0, 1.0], offset=[0, 1, 0, 0]
+                ),
+                halo=[0, 0, halo, halo],
+                postprocessing=[v4.SigmoidDescr()],
+            )
+        ],
         test_inputs=[work / "test_input.npy"],
         test_outputs=[work / "test_output.npy"],
         weights=v4.WeightsDescr(onnx=v4.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=17)),
     )
-    if folder.exists():
-        shutil.rmtree(folder)
-    save_bioimageio_package_as_folder(descr, output_path=folder)
-    shutil.rmtree(work)
-    rdf = next(p for p in (folder / "rdf.yaml", folder / "bioimageio.yaml") if p.exists())
-    return BuiltPackage(folder=folder, zip=None, net=net, rdf=rdf)
+    return _save(descr, folder, work, net)
 
 
 def build_keras_only(folder: str | Path, *, seed: int = 0) -> Path:

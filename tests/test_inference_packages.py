@@ -1,5 +1,6 @@
-"""Package loading and safety (zip entries, size limit, sha256, missing files, TensorFlow-only), and the vendored
-zoo model unet2d_nuclei_broad (fixed 512x512, halo 32) on its test tensor, 256x256 and 700x1100 images."""
+"""Package loading and safety (zip entries, size limit, sha256, missing files, TensorFlow-only), and the
+vendored zoo model unet2d_nuclei_broad (fixed 512x512, halo 32) on its test tensor, 256x256 and 700x1100
+images."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from runner.errors import UserError
-from runner.inference import Predictor, load_package, predict_array, reproduce_test_outputs
+from runner.inference import Predictor, load_package, reproduce_test_outputs
 from runner.inference.safety import IntegrityError, safe_extract
 from tests._packages import build_keras_only, build_package
 
@@ -34,8 +35,15 @@ def _zip_with(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name,match", [("../evil.txt", "outside the package"), ("a/../../evil.txt", "outside"),
-                                        ("/etc/evil.txt", "absolute path"), ("C:/evil.txt", "absolute path")])
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("../evil.txt", "outside the package"),
+        ("a/../../evil.txt", "outside"),
+        ("/etc/evil.txt", "absolute path"),
+        ("C:/evil.txt", "absolute path"),
+    ],
+)
 def test_zip_with_unsafe_entry_is_refused(tmp_path, name, match):
     archive = _zip_with(tmp_path / "bad.zip", {"rdf.yaml": b"type: model\n", name: b"x"})
     with pytest.raises(UserError, match=match):
@@ -142,14 +150,16 @@ def test_zoo_fixed_size_model_on_700x1100_image(zoo):
     image, gt = _read(0)  # 360 x 360, mirrored out to 700 x 1100
     big = np.pad(image, [(0, 0), (0, 700 - 360), (0, 1100 - 360)], mode="symmetric")
     prob = zoo.predict(big)["probability"]
-    assert prob.shape == (1, 700, 1100) and zoo.last_run.n_tiles == 6 and zoo.last_run.tile_shape == (512, 512)
+    assert (
+        prob.shape == (1, 700, 1100) and zoo.last_run.n_tiles == 6 and zoo.last_run.tile_shape == (512, 512)
+    )
     assert _iou(prob[0, :360, :360] > 0.5, gt > 0) > 0.8
     # the mirrored copy is segmented like the original
     assert _iou(prob[0, :360, 360:720][:, ::-1] > 0.5, gt > 0) > 0.8
 
 
 def test_zoo_single_tile_equals_direct_forward_in_the_interior(zoo):
-    """A 448x448 image fits one 512 tile (halo 32): identical to the network on the padded, normalised image."""
+    """A 448x448 image fits one 512 tile (halo 32): same as the network on the padded, normalised image."""
     image, _ = _read(0)
     crop = np.pad(image, [(0, 0), (0, 88), (0, 88)], mode="symmetric")  # 360 -> 448
     ours = zoo.predict(crop)["probability"]

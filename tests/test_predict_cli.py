@@ -56,8 +56,19 @@ def _stderr_line(result) -> str:
 
 def test_predict_writes_instances_probabilities_measurements_config(pkg, images, tmp_path):
     out = tmp_path / "out"
-    result = invoke(pkg.zip, "--input", images, "--output", out, "--save-probabilities", "--measure",
-                    "--device", "cpu", "--tile", "48")
+    result = invoke(
+        pkg.zip,
+        "--input",
+        images,
+        "--output",
+        out,
+        "--save-probabilities",
+        "--measure",
+        "--device",
+        "cpu",
+        "--tile",
+        "48",
+    )
     assert result.exit_code == 0, result.output
     assert "predicted 3 image(s) with onnx weights on cpu" in result.output
     names = sorted(p.name for p in (out / "instances").iterdir())
@@ -93,19 +104,24 @@ def test_foreign_package_needs_a_postprocessor(bare, images, tmp_path):
     assert result.exit_code == 2
     assert "declares no instance post-processor" in _stderr_line(result) and "--postprocess" in result.output
     assert not out.exists()
-    result = invoke(bare.folder, "-i", images, "-o", out, "--postprocess", "fg_watershed", "--param", "channel=1")
+    result = invoke(
+        bare.folder, "-i", images, "-o", out, "--postprocess", "fg_watershed", "--param", "channel=1"
+    )
     assert result.exit_code == 0, result.output
     assert len(list((out / "instances").glob("*.tif"))) == 3
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--postprocess", "no_such_method"], "no_such_method"),
-    (["--param", "threshold=2"], "threshold"),
-    (["--weights", "keras_hdf5"], "no 'keras_hdf5' weights"),
-    (["--weights", "pytorch_state_dict"], "pytorch_state_dict"),
-    (["--device", "tpu"], "unknown device"),
-    (["--tile", "abc"], "--tile"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--postprocess", "no_such_method"], "no_such_method"),
+        (["--param", "threshold=2"], "threshold"),
+        (["--weights", "keras_hdf5"], "no 'keras_hdf5' weights"),
+        (["--weights", "pytorch_state_dict"], "pytorch_state_dict"),
+        (["--device", "tpu"], "unknown device"),
+        (["--tile", "abc"], "--tile"),
+    ],
+)
 def test_bad_options_exit_2_and_write_nothing(pkg, images, tmp_path, args, message):
     out = tmp_path / "out"
     result = invoke(pkg.folder, "-i", images, "-o", out, *args)
@@ -157,7 +173,9 @@ def test_two_input_package_with_named_inputs(tmp_path, images):
 
 def test_zoo_model_with_fg_watershed_and_ground_truth(tmp_path):
     out = tmp_path / "out"
-    result = invoke(ZOO, "-i", EXAMPLES / "x", "-o", out, "--postprocess", "fg_watershed", "--gt", EXAMPLES / "y")
+    result = invoke(
+        ZOO, "-i", EXAMPLES / "x", "-o", out, "--postprocess", "fg_watershed", "--gt", EXAMPLES / "y"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_images"] == 6

@@ -11,38 +11,86 @@ from runner.cli._app import STATE, command
 
 @command("predict")
 def predict_cmd(
-    model: Path = typer.Argument(..., help="Model package: .zip, folder or rdf.yaml/bioimageio.yaml (0.4 or 0.5)."),
-    inputs: list[str] = typer.Option(None, "--input", "-i", help="Images: a file, a folder or a glob; for models "
-                                     "with several inputs NAME=PATH once per input (matched by file name)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Output folder (created): instances/, "
-                                "probabilities/, measurements/, run_config.json."),
+    model: Path = typer.Argument(
+        ..., help="Model package: .zip, folder or rdf.yaml/bioimageio.yaml (0.4 or 0.5)."
+    ),
+    inputs: list[str] = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="Images: a file, a folder or a glob; for models "
+        "with several inputs NAME=PATH once per input (matched by file name).",
+    ),
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Output folder (created): instances/, probabilities/, measurements/, run_config.json.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    weights: str = typer.Option(None, "--weights", help="Weight format to use: onnx, torchscript or "
-                                "pytorch_state_dict (default: the fastest available for the device)."),
-    trust_code: bool = typer.Option(False, "--trust-code", help="Allow running the package's own Python code "
-                                    "(needed for pytorch_state_dict weights)."),
-    tile: str = typer.Option(None, "--tile", help="Largest tile, e.g. 512 or 256,512 ((z,)y,x), or 'whole' for one "
-                             "pass without padding; default: from --memory-mb."),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        help="Weight format to use: onnx, torchscript or "
+        "pytorch_state_dict (default: the fastest available for the device).",
+    ),
+    trust_code: bool = typer.Option(
+        False,
+        "--trust-code",
+        help="Allow running the package's own Python code (needed for pytorch_state_dict weights).",
+    ),
+    tile: str = typer.Option(
+        None,
+        "--tile",
+        help="Largest tile, e.g. 512 or 256,512 ((z,)y,x), or 'whole' for one "
+        "pass without padding; default: from --memory-mb.",
+    ),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Tiles per forward pass."),
-    memory_mb: float = typer.Option(None, "--memory-mb", min=1, help="Activation memory budget for tiles in MiB "
-                                    "(default 1024 on CPU, half the free GPU memory)."),
-    halo: str = typer.Option(None, "--halo", help="Context pixels per tile side, e.g. 32 or 8,32,32 (default: the "
-                             "package's halo, else the network's measured receptive field)."),
+    memory_mb: float = typer.Option(
+        None,
+        "--memory-mb",
+        min=1,
+        help="Activation memory budget for tiles in MiB (default 2048 on CPU, half the free GPU memory).",
+    ),
+    halo: str = typer.Option(
+        None,
+        "--halo",
+        help="Context pixels per tile side, e.g. 32 or 8,32,32 (default: the "
+        "package's halo, else the network's measured receptive field).",
+    ),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
-    postprocess: str = typer.Option(None, "--postprocess", "-m", help="Instance post-processor (default: the "
-                                    "package's config.runner.postprocessing; see `runner postprocess --list`)."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="Post-processor param key=value, repeatable."),
-    filters: list[str] = typer.Option(None, "--filter", "-f", help="Label filter NAME:key=value, repeatable."),
+    postprocess: str = typer.Option(
+        None,
+        "--postprocess",
+        "-m",
+        help="Instance post-processor (default: the "
+        "package's config.runner.postprocessing; see `runner postprocess --list`).",
+    ),
+    param: list[str] = typer.Option(
+        None, "--param", "-p", help="Post-processor param key=value, repeatable."
+    ),
+    filters: list[str] = typer.Option(
+        None, "--filter", "-f", help="Label filter NAME:key=value, repeatable."
+    ),
     no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Write only the raw model outputs."),
-    output_tensor: str = typer.Option(None, "--output-tensor", help="Output that feeds the post-processor "
-                                      "(default: the first)."),
-    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write raw outputs to "
-                                            "probabilities/."),
-    measure: bool = typer.Option(False, "--measure", help="Write per-object measurements to measurements/*.csv."),
-    gt: Path = typer.Option(None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."),
-    axes: str = typer.Option(None, "--axes", help="Axes of the input files when metadata is missing, e.g. zyx, yxc."),
-    resolution: str = typer.Option(None, "--resolution", help="Pixel spacing (z,)y,x, e.g. 2,0.5,0.5 (default: from "
-                                   "file metadata)."),
+    output_tensor: str = typer.Option(
+        None, "--output-tensor", help="Output that feeds the post-processor (default: the first)."
+    ),
+    save_probabilities: bool = typer.Option(
+        False, "--save-probabilities", help="Also write raw outputs to probabilities/."
+    ),
+    measure: bool = typer.Option(
+        False, "--measure", help="Write per-object measurements to measurements/*.csv."
+    ),
+    gt: Path = typer.Option(
+        None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."
+    ),
+    axes: str = typer.Option(
+        None, "--axes", help="Axes of the input files when metadata is missing, e.g. zyx, yxc."
+    ),
+    resolution: str = typer.Option(
+        None, "--resolution", help="Pixel spacing (z,)y,x, e.g. 2,0.5,0.5 (default: from file metadata)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Predict images with any bioimage.io model package: tiled inference on CPU or GPU, the rdf's
@@ -60,17 +108,32 @@ def predict_cmd(
 
     logger.disable("bioimageio")
     if not inputs or output is None:
-        raise UserError("missing " + " and ".join(n for n, v in (("--input", inputs), ("--output", output)) if not v),
-                        hint="e.g. runner predict model.zip --input images/ --output out/")
+        raise UserError(
+            "missing " + " and ".join(n for n, v in (("--input", inputs), ("--output", output)) if not v),
+            hint="e.g. runner predict model.zip --input images/ --output out/",
+        )
     tile_value = tile.strip().lower() if tile else None
     if tile_value and tile_value != "whole":
         tile_value = list(parse_ints(tile_value, name="--tile", length=(1, 2, 3)))
     options = PredictOptions(
-        device=device, weights=weights, trust_code=trust_code, tile=tile_value, batch_size=batch_size,
-        memory_mb=memory_mb, halo=_ints(halo, parse_ints), threads=threads, postprocess=postprocess,
-        params=parse_params(param), filters=list(filters or []), no_postprocess=no_postprocess,
-        output_tensor=output_tensor, save_probabilities=save_probabilities, measure=measure, axes=axes,
-        resolution=_floats(resolution, parse_floats), progress=not quiet,
+        device=device,
+        weights=weights,
+        trust_code=trust_code,
+        tile=tile_value,
+        batch_size=batch_size,
+        memory_mb=memory_mb,
+        halo=_ints(halo, parse_ints),
+        threads=threads,
+        postprocess=postprocess,
+        params=parse_params(param),
+        filters=list(filters or []),
+        no_postprocess=no_postprocess,
+        output_tensor=output_tensor,
+        save_probabilities=save_probabilities,
+        measure=measure,
+        axes=axes,
+        resolution=_floats(resolution, parse_floats),
+        progress=not quiet,
     )
     try:
         report = predict_files(model, list(inputs), output, options=options, gt=gt)
@@ -86,8 +149,10 @@ def predict_cmd(
 
 
 def _echo_report(report, output: Path) -> None:
-    typer.echo(f"predicted {len(report.done)} image(s) with {report.weight_format} weights on {report.device} "
-               f"in {report.seconds:.1f} s -> {output}")
+    typer.echo(
+        f"predicted {len(report.done)} image(s) with {report.weight_format} weights on {report.device} "
+        f"in {report.seconds:.1f} s -> {output}"
+    )
     if report.summary:
         typer.echo(_summary_line(report.summary))
 
@@ -108,6 +173,9 @@ def _summary_line(summary: dict) -> str:
     best = next((r for r in rows if abs(r.get("iou", 0) - 0.5) < 1e-9), rows[0] if rows else None)
     if best is None:
         return "metrics: see summary.json"
-    return (f"metrics ({summary.get('n_images')} image(s), pooled): accuracy@{best['iou']:g} {best['accuracy']:.4f}, "
-            f"F1 {best['f1']:.4f}, avAP50-95 {pooled.get('av_ap_50_95_05', float('nan')):.4f}, "
-            f"AJI {pooled.get('aji', float('nan')):.4f}; summary.json written")
+    return (
+        f"metrics ({summary.get('n_images')} image(s), pooled): "
+        f"accuracy@{best['iou']:g} {best['accuracy']:.4f}, "
+        f"F1 {best['f1']:.4f}, avAP50-95 {pooled.get('av_ap_50_95_05', float('nan')):.4f}, "
+        f"AJI {pooled.get('aji', float('nan')):.4f}; summary.json written"
+    )

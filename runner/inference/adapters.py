@@ -1,11 +1,12 @@
 """Weight-format adapters behind one factory: ONNX (onnxruntime), TorchScript, PyTorch state dict.
 
-:func:`create_adapter` tries the formats a package has in priority order for the device (ONNX first: onnxruntime
-is the fastest here on CPU and has a CUDA provider; then TorchScript; ``pytorch_state_dict`` last and only with
+:func:`create_adapter` tries the formats a package has in priority order for the device (ONNX first:
+onnxruntime is the fastest here on CPU and has a CUDA provider; then TorchScript; ``pytorch_state_dict`` last
+and only with
 ``trust_code=True`` because it runs the package's own Python source). Each framework is imported only when its
-format is used. An adapter is a callable ``adapter(*inputs) -> list[outputs]`` on batched arrays in the model's
-axis order (numpy in, numpy out; the torch adapters also accept and return torch tensors, which the GPU path uses
-to keep tiles on the device).
+format is used. An adapter is a callable ``adapter(*inputs) -> list[outputs]`` on batched arrays in the
+model's axis order (numpy in, numpy out; the torch adapters also accept and return torch tensors, which the
+GPU path uses to keep tiles on the device).
 """
 
 from __future__ import annotations
@@ -47,27 +48,34 @@ def candidate_formats(pkg: Package, *, device: Device, weights: str | None, trus
     if weights is not None:
         if weights not in have:
             raise UserError(
-                f"the package has no {weights!r} weights", path=pkg.source,
+                f"the package has no {weights!r} weights",
+                path=pkg.source,
                 hint=f"it has {', '.join(have) or 'none'}",
             )
         if weights not in RUNNABLE:
             raise UserError(
-                f"{weights!r} weights cannot be run by runner", path=pkg.source,
+                f"{weights!r} weights cannot be run by runner",
+                path=pkg.source,
                 hint=f"runner runs {', '.join(RUNNABLE)}",
             )
         if weights in CODE_FORMATS and not trust_code:
-            raise UserError(_trust_message(weights), path=pkg.source, hint="pass --trust-code if you trust it")
+            raise UserError(
+                _trust_message(weights), path=pkg.source, hint="pass --trust-code if you trust it"
+            )
         return [weights]
     runnable = [f for f in weight_priority(device) if f in have]
     if not runnable:
         raise UserError(
             f"the package has only {', '.join(have) or 'no'} weights, which runner cannot run "
             "(TensorFlow/Keras are not supported)",
-            path=pkg.source, hint=f"use a package with {' or '.join(RUNNABLE)} weights",
+            path=pkg.source,
+            hint=f"use a package with {' or '.join(RUNNABLE)} weights",
         )
     allowed = [f for f in runnable if f not in CODE_FORMATS or trust_code]
     if not allowed:
-        raise UserError(_trust_message(runnable[0]), path=pkg.source, hint="pass --trust-code if you trust it")
+        raise UserError(
+            _trust_message(runnable[0]), path=pkg.source, hint="pass --trust-code if you trust it"
+        )
     return allowed
 
 
@@ -105,7 +113,8 @@ def create_adapter(
     Raises
     ------
     UserError
-        No runnable format, code execution not allowed, or every candidate failed to load (each reason listed).
+        No runnable format, code execution not allowed, or every candidate failed to load (each reason
+        listed).
     """
     errors = []
     for fmt in candidate_formats(pkg, device=device, weights=weights, trust_code=trust_code):
@@ -121,7 +130,9 @@ def create_adapter(
             errors.append(f"{fmt}: {exc}")
         except Exception as exc:  # a framework refusing the file: try the next format
             if weights is not None:
-                raise UserError(f"cannot load the {fmt} weights ({type(exc).__name__}: {exc})", path=pkg.source) from exc
+                raise UserError(
+                    f"cannot load the {fmt} weights ({type(exc).__name__}: {exc})", path=pkg.source
+                ) from exc
             errors.append(f"{fmt}: {type(exc).__name__}: {exc}")
     raise UserError("no weight format could be loaded: " + "; ".join(errors), path=pkg.source)
 
@@ -209,7 +220,9 @@ def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None) -
     entry = pkg.weights_entry("torchscript")
     path = pkg.file(entry.source, sha256=entry.sha256, what="torchscript weights")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # "torch.jit.load is deprecated" (torch 2.9+)
+        warnings.filterwarnings(
+            "ignore", category=DeprecationWarning
+        )  # "torch.jit.load is deprecated" (torch 2.9+)
         module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
     return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
 

@@ -36,23 +36,46 @@ class PredictOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    weights: str | None = Field(None, description="Force a weight format: onnx, torchscript or pytorch_state_dict.")
-    trust_code: bool = Field(False, description="Allow running the package's Python source (pytorch_state_dict).")
+    weights: str | None = Field(
+        None, description="Force a weight format: onnx, torchscript or pytorch_state_dict."
+    )
+    trust_code: bool = Field(
+        False, description="Allow running the package's Python source (pytorch_state_dict)."
+    )
     tile: list[int] | Literal["whole"] | None = Field(
-        None, description="Largest tile per spatial axis (one value for all), 'whole', or None for the memory budget.")
-    batch_size: int | None = Field(None, ge=1, description="Tiles per forward pass (default from the memory budget).")
-    memory_mb: float | None = Field(None, gt=0, description="Activation memory budget in MiB for tile sizing.")
-    halo: list[int] | None = Field(None, description="Context pixels per tile side, instead of the rdf's halo.")
+        None,
+        description="Largest tile per spatial axis (one value for all), 'whole', or None for the "
+        "memory budget.",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, description="Tiles per forward pass (default from the memory budget)."
+    )
+    memory_mb: float | None = Field(
+        None, gt=0, description="Activation memory budget in MiB for tile sizing."
+    )
+    halo: list[int] | None = Field(
+        None, description="Context pixels per tile side, instead of the rdf's halo."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads for the framework.")
-    postprocess: str | None = Field(None, description="Post-processor name; default: the package's config.runner.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Post-processor params (override the package's).")
-    filters: list[str] = Field(default_factory=list, description="Label filters applied after the post-processor.")
+    postprocess: str | None = Field(
+        None, description="Post-processor name; default: the package's config.runner."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Post-processor params (override the package's)."
+    )
+    filters: list[str] = Field(
+        default_factory=list, description="Label filters applied after the post-processor."
+    )
     no_postprocess: bool = Field(False, description="Write only the raw outputs.")
-    output_tensor: str | None = Field(None, description="Which output feeds the post-processor (default: first).")
+    output_tensor: str | None = Field(
+        None, description="Which output feeds the post-processor (default: first)."
+    )
     save_probabilities: bool = Field(False, description="Also write the raw outputs to probabilities/.")
     measure: bool = Field(False, description="Write per-object measurements to measurements/.")
     axes: str | None = Field(None, description="Axes of the input files when their metadata is missing.")
-    resolution: list[float] | None = Field(None, description="Pixel spacing (z,)y,x; default: from the files.")
+    resolution: list[float] | None = Field(
+        None, description="Pixel spacing (z,)y,x; default: from the files."
+    )
     progress: bool = Field(True, description="Show progress bars on stderr.")
 
 
@@ -98,9 +121,10 @@ def resolve_postprocessing(pkg: Package, options: PredictOptions) -> _Post:
         choice = PostprocessingChoice(declared.name, {**declared.params, **options.params})
     else:
         raise UserError(
-            "the package declares no instance post-processor (config.runner.postprocessing)", path=pkg.source,
+            "the package declares no instance post-processor (config.runner.postprocessing)",
+            path=pkg.source,
             hint="pass --postprocess NAME (e.g. fg_watershed; `runner postprocess --list` shows them) "
-                 "or --no-postprocess for raw outputs only",
+            "or --no-postprocess for raw outputs only",
         )
     processor = get_postprocessor(choice.name)
     return _Post(choice, processor, processor.make_params(choice.params), prepare_filters(options.filters))
@@ -139,18 +163,18 @@ def predict_files(
     required = [t.id for t in pkg.inputs if not t.optional]
     jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
     post = resolve_postprocessing(pkg, options)
-    if gt is not None and post.choice is None:
-        raise UserError("--gt evaluates instance labels, but --no-postprocess makes none",
-                        hint="drop --no-postprocess or --gt")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError("output exists and is not a folder", path=out)
-    if not out.parent.exists():
-        raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
-    predictor = Predictor(pkg, device=options.device, weights=options.weights, trust_code=options.trust_code,
-                          tile=options.tile, batch_size=options.batch_size, memory_mb=options.memory_mb,
-                          halo=options.halo, threads=options.threads)
-    _check_output_tensor(pkg, options)
+    out = _check_destination(Path(out), pkg, options, post, gt)
+    predictor = Predictor(
+        pkg,
+        device=options.device,
+        weights=options.weights,
+        trust_code=options.trust_code,
+        tile=options.tile,
+        batch_size=options.batch_size,
+        memory_mb=options.memory_mb,
+        halo=options.halo,
+        threads=options.threads,
+    )
     out.mkdir(exist_ok=True)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}
@@ -177,11 +201,29 @@ def predict_files(
     return report
 
 
+def _check_destination(out: Path, pkg: Package, options: PredictOptions, post: _Post, gt) -> Path:
+    """Checks that need no image: output folder, --gt with --no-postprocess, --output-tensor."""
+    if gt is not None and post.choice is None:
+        raise UserError(
+            "--gt evaluates instance labels, but --no-postprocess makes none",
+            hint="drop --no-postprocess or --gt",
+        )
+    if out.exists() and not out.is_dir():
+        raise UserError("output exists and is not a folder", path=out)
+    if not out.parent.exists():
+        raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
+    _check_output_tensor(pkg, options)
+    return out
+
+
 def _check_output_tensor(pkg: Package, options: PredictOptions) -> None:
     ids = [t.id for t in pkg.outputs]
     if options.output_tensor is not None and options.output_tensor not in ids:
-        raise UserError(f"the model has no output {options.output_tensor!r}", path=pkg.source,
-                        hint=f"its outputs are {', '.join(ids)}")
+        raise UserError(
+            f"the model has no output {options.output_tensor!r}",
+            path=pkg.source,
+            hint=f"its outputs are {', '.join(ids)}",
+        )
 
 
 def _read_inputs(job: Job, options: PredictOptions):
@@ -191,8 +233,9 @@ def _read_inputs(job: Job, options: PredictOptions):
     first = next(iter(images.values()))
     resolution = tuple(options.resolution) if options.resolution else first.info.resolution
     if resolution is not None and len(resolution) != first.ndim:
-        raise UserError(f"--resolution has {len(resolution)} values but the image is {first.ndim}D",
-                        path=first.info.path)
+        raise UserError(
+            f"--resolution has {len(resolution)} values but the image is {first.ndim}D", path=first.info.path
+        )
     return images, first, resolution
 
 
@@ -201,8 +244,9 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
 
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
-    outputs = predictor.predict({k: im.data for k, im in images.items()}, progress=progress.tiles,
-                                where=first.info.path)
+    outputs = predictor.predict(
+        {k: im.data for k, im in images.items()}, progress=progress.tiles, where=first.info.path
+    )
     if options.save_probabilities or post.choice is None:
         for oid, arr in outputs.items():
             sub = out / "probabilities" if len(outputs) == 1 else out / "probabilities" / oid
@@ -218,8 +262,12 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
     else:  # overlapping objects: one plane per object
         from runner.io import write_tiff
 
-        write_tiff(out / "instances" / f"{job.name}.tif", labels, axes="c" + "zyx"[-first.ndim:],
-                   resolution=resolution)
+        write_tiff(
+            out / "instances" / f"{job.name}.tif",
+            labels,
+            axes="c" + "zyx"[-first.ndim :],
+            resolution=resolution,
+        )
     if gt is not None:
         from runner.metrics import evaluate_image
 
@@ -269,15 +317,30 @@ def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, g
     run = predictor.last_run
     config = {
         "runner_version": __version__,
-        "package": {"source": str(pkg.source), "name": pkg.name, "format_version": pkg.original_format_version,
-                    "weight_formats": list(pkg.weight_formats), "targets": pkg.targets},
+        "package": {
+            "source": str(pkg.source),
+            "name": pkg.name,
+            "format_version": pkg.original_format_version,
+            "weight_formats": list(pkg.weight_formats),
+            "targets": pkg.targets,
+        },
         "weights": report.weight_format,
         "device": report.device,
-        "tiling": None if run is None else {"tile": list(run.tile_shape), "batch_size": run.batch_size,
-                                            "margin": list(run.margin), "tiles_last_image": run.n_tiles},
-        "postprocessing": None if post.choice is None else {
-            "name": post.choice.name, "params": post.params.model_dump(mode="json"),
-            "filters": [{"name": f.name, "params": p.model_dump(mode="json")} for f, p in post.filters]},
+        "tiling": None
+        if run is None
+        else {
+            "tile": list(run.tile_shape),
+            "batch_size": run.batch_size,
+            "margin": list(run.margin),
+            "tiles_last_image": run.n_tiles,
+        },
+        "postprocessing": None
+        if post.choice is None
+        else {
+            "name": post.choice.name,
+            "params": post.params.model_dump(mode="json"),
+            "filters": [{"name": f.name, "params": p.model_dump(mode="json")} for f, p in post.filters],
+        },
         "options": options.model_dump(mode="json"),
         "inputs": {j.name: {k: str(v) for k, v in j.paths.items()} for j in jobs},
         "gt": None if gt is None else str(gt),
@@ -319,7 +382,9 @@ class _Progress:
         if self.tile_bar is None:
             from tqdm import tqdm
 
-            self.tile_bar = tqdm(total=total, desc="tiles", unit="tile", position=1, leave=False, dynamic_ncols=True)
+            self.tile_bar = tqdm(
+                total=total, desc="tiles", unit="tile", position=1, leave=False, dynamic_ncols=True
+            )
         self.tile_bar.n = done
         self.tile_bar.refresh()
 

@@ -1,7 +1,7 @@
 """Device selection: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
-``auto`` picks the first CUDA device when either onnxruntime's CUDA provider or torch's CUDA is usable, else the
-CPU. Asking for ``cuda`` on a machine without one is a :class:`UserError`, not a silent fallback.
+``auto`` picks the first CUDA device when either onnxruntime's CUDA provider or torch's CUDA is usable, else
+the CPU. Asking for ``cuda`` on a machine without one is a :class:`UserError`, not a silent fallback.
 """
 
 from __future__ import annotations
@@ -75,5 +75,7 @@ def resolve_device(text: str | Device | None = "auto") -> Device:
             hint="use --device cpu (or auto)",
         )
     if count and index >= count:
-        raise UserError(f"device {text!r} asked for, but only {count} CUDA device(s) exist", hint="use cuda:0")
+        raise UserError(
+            f"device {text!r} asked for, but only {count} CUDA device(s) exist", hint="use cuda:0"
+        )
     return Device("cuda", index)

@@ -17,7 +17,7 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.package import AxisInfo, Package, TensorInfo
 from runner.inference.sizes import SizeRule
-from runner.inference.tiling import OutputGeometry
+from runner.inference.tiling import OutputGeometry, TilePlan
 
 
 def _transpose(x, perm):
@@ -79,15 +79,17 @@ class Layout:
             elif a.rule.kind == "fixed" or a.rule.is_valid(1):
                 sizes.append(a.rule.size if a.rule.kind == "fixed" else 1)
             else:
-                raise UserError(f"input {self.tensor.id!r} has a {a.type} axis {a.id!r} of size {a.rule.describe()}"
-                                ", which runner cannot fill from an image")
+                raise UserError(
+                    f"input {self.tensor.id!r} has a {a.type} axis {a.id!r} of size {a.rule.describe()}"
+                    ", which runner cannot fill from an image"
+                )
         return tuple(sizes)
 
 
 def _engine_letters(space_ids: list[str]) -> dict[str, str]:
     if set(space_ids) <= {"z", "y", "x"}:
         return {a: a for a in space_ids}
-    letters = "zyx"[-len(space_ids):] if len(space_ids) <= 3 else None
+    letters = "zyx"[-len(space_ids) :] if len(space_ids) <= 3 else None
     if letters is None:
         raise UserError(f"model tensors with {len(space_ids)} space axes are not supported")
     return dict(zip(space_ids, letters, strict=True))
@@ -141,7 +143,9 @@ def build_geometry(pkg: Package) -> Geometry:
     """Derive layouts, rules and output geometry from a package (see :class:`Geometry`)."""
     with_space = [t for t in pkg.inputs if t.space_axes]
     if not with_space:
-        raise UserError("the model has no input with space axes; runner runs image-to-image models", path=pkg.source)
+        raise UserError(
+            "the model has no input with space axes; runner runs image-to-image models", path=pkg.source
+        )
     primary = with_space[0]
     letter_of = _engine_letters([a.id for a in primary.space_axes])
     order = sorted(letter_of, key=lambda a: "zyx".index(letter_of[a]))
@@ -161,9 +165,9 @@ def build_geometry(pkg: Package) -> Geometry:
         geom, space_ids = _output_geometry(pkg, t, letter_of, letters)
         geoms[t.id] = geom
         outputs[t.id] = Layout(t, letters, space_ids)
-    batch_fixed = any(a.type == "batch" and a.rule.kind == "fixed" for t in pkg.inputs for a in t.axes) or not any(
-        a.type == "batch" for t in pkg.inputs for a in t.axes
-    )
+    batch_fixed = any(
+        a.type == "batch" and a.rule.kind == "fixed" for t in pkg.inputs for a in t.axes
+    ) or not any(a.type == "batch" for t in pkg.inputs for a in t.axes)
     return Geometry(letters, rules, inputs, outputs, geoms, batch_fixed)
 
 
@@ -172,7 +176,9 @@ def _resolve_rule(pkg: Package, tensor_id: str, axis_id: str, depth: int = 0) ->
     if rule.kind != "reference":
         return rule
     if depth > 5 or rule.ratio != 1 or rule.offset:
-        raise UserError(f"input axis {tensor_id}.{axis_id} ({rule.describe()}) is not supported", path=pkg.source)
+        raise UserError(
+            f"input axis {tensor_id}.{axis_id} ({rule.describe()}) is not supported", path=pkg.source
+        )
     return _resolve_rule(pkg, rule.tensor, rule.axis, depth + 1)
 
 
@@ -220,3 +226,38 @@ def _output_geometry(pkg: Package, t: TensorInfo, letter_of: dict[str, str], let
         halo.append(a.halo)
         ids.append(a.id)
     return OutputGeometry(tuple(ratio), tuple(crop), tuple(halo)), tuple(ids)
+
+
+def check_image(arr: np.ndarray, tensor, geo: Geometry, where) -> None:
+    want = f"{tensor.axes_string} ({'/'.join(geo.letters)} spatial)"
+    if arr.ndim != geo.ndim + 1:
+        got = "3D (z, y, x)" if arr.ndim == 4 else "2D (y, x)" if arr.ndim == 3 else f"{arr.ndim - 1}D"
+        raise UserError(
+            f"the model takes {geo.ndim}D images (axes {want}) but the image is {got}",
+            path=where,
+            hint="pass --axes if the axes were read wrongly" if arr.ndim in (3, 4) else None,
+        )
+    n = tensor.n_channels
+    if n is not None and arr.shape[0] != n:
+        more = "more" if arr.shape[0] > n else "fewer"
+        raise UserError(
+            f"the image has {arr.shape[0]} channels, {more} than the {n} input {tensor.id!r} takes "
+            f"(axes {tensor.axes_string})",
+            path=where,
+            hint="convert the image or pass --axes if a channel axis was misread",
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise UserError("the image contains NaN or infinite values", path=where)
+
+
+def check_secondary_rules(pkg: Package, geo: Geometry, plan: TilePlan) -> None:
+    for t in pkg.inputs[1:]:
+        layout = geo.inputs[t.id]
+        for a, size in zip(layout.space_ids, plan.tile_shape, strict=True):
+            rule = t.axis(a).rule
+            if rule.kind != "reference" and not rule.is_valid(size):
+                raise UserError(
+                    f"tile size {size} is not valid for input {t.id}.{a} ({rule.describe()})",
+                    path=pkg.source,
+                    hint="pass a --tile valid for every input",
+                )

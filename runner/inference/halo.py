@@ -80,7 +80,8 @@ def measure_receptive_field(
     for k, s in enumerate(shape):
         if radius[k] >= s // 2 - 1:
             warnings.warn(
-                f"the network's receptive field reaches past a {s}-pixel probe along axis {k} (global operations?); "
+                f"the network's receptive field reaches past a {s}-pixel probe along axis {k} "
+                "(global operations?); "
                 f"using a margin of {s // 4} pixels; tiles may not match a whole-image pass exactly",
                 stacklevel=2,
             )

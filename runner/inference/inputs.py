@@ -15,7 +15,9 @@ from pathlib import Path
 from runner.errors import UserError
 from runner.io import IMAGE_SUFFIXES, list_images, natural_key, stem
 
-_LABEL_SUFFIX = re.compile(r"([_\-. ]?(mask|masks|label|labels|gt|groundtruth|ground_truth|seg|instances))$", re.I)
+_LABEL_SUFFIX = re.compile(
+    r"([_\-. ]?(mask|masks|label|labels|gt|groundtruth|ground_truth|seg|instances))$", re.I
+)
 
 
 @dataclass
@@ -35,7 +37,9 @@ def expand(spec: str | Path) -> list[Path]:
     if path.is_dir() and path.suffix.lower() != ".zarr":
         files = list_images(path)
         if not files:
-            raise UserError("no images found in the folder", path=path, hint=f"expected {', '.join(IMAGE_SUFFIXES)}")
+            raise UserError(
+                "no images found in the folder", path=path, hint=f"expected {', '.join(IMAGE_SUFFIXES)}"
+            )
         return files
     if path.exists():
         return [path]
@@ -44,11 +48,13 @@ def expand(spec: str | Path) -> list[Path]:
         if not files:
             raise UserError(f"the pattern {text!r} matches no images")
         return sorted(files, key=lambda p: natural_key(p.name))
-    raise UserError("input not found", path=path, hint="give an image file, a folder of images or a glob pattern")
+    raise UserError(
+        "input not found", path=path, hint="give an image file, a folder of images or a glob pattern"
+    )
 
 
 def split_named(specs: list[str], input_ids: list[str]) -> dict[str, str]:
-    """``["raw=a/", "mask=b/"]`` -> ``{"raw": "a/", "mask": "b/"}``; a single unnamed spec feeds the first input."""
+    """``["raw=a/", "mask=b/"]`` -> ``{"raw": "a/", "mask": "b/"}``; an unnamed spec feeds the first input."""
     if not specs:
         raise UserError("no input given", hint="pass --input IMAGES (a file, folder or glob)")
     named: dict[str, str] = {}
@@ -61,8 +67,10 @@ def split_named(specs: list[str], input_ids: list[str]) -> dict[str, str]:
         elif len(specs) == 1:
             named[input_ids[0]] = spec
         else:
-            raise UserError(f"with several --input options each needs NAME=PATH, got {spec!r}",
-                            hint=f"the model's inputs are {', '.join(input_ids)}")
+            raise UserError(
+                f"with several --input options each needs NAME=PATH, got {spec!r}",
+                hint=f"the model's inputs are {', '.join(input_ids)}",
+            )
     return named
 
 
@@ -74,8 +82,9 @@ def _name_key(name: str) -> str:
     return _LABEL_SUFFIX.sub("", name).lower()
 
 
-def collect_jobs(specs: list[str], input_ids: list[str], *, required: list[str] | None = None,
-                 gt: str | Path | None = None) -> list[Job]:
+def collect_jobs(
+    specs: list[str], input_ids: list[str], *, required: list[str] | None = None, gt: str | Path | None = None
+) -> list[Job]:
     """Build the list of :class:`Job` s, matching files of several inputs and ground truth by name.
 
     Raises
@@ -87,8 +96,10 @@ def collect_jobs(specs: list[str], input_ids: list[str], *, required: list[str] 
     required = list(required if required is not None else input_ids)
     missing = [r for r in required if r not in named]
     if missing:
-        raise UserError(f"no images given for input(s) {', '.join(missing)}",
-                        hint=f"pass --input NAME=PATH for each of {', '.join(required)}")
+        raise UserError(
+            f"no images given for input(s) {', '.join(missing)}",
+            hint=f"pass --input NAME=PATH for each of {', '.join(required)}",
+        )
     files = {name: expand(spec) for name, spec in named.items()}
     first = next(iter(files))
     by_key = {name: {_key(p): p for p in paths} for name, paths in files.items()}
@@ -104,12 +115,16 @@ def collect_jobs(specs: list[str], input_ids: list[str], *, required: list[str] 
                 paths[name] = other
         jobs.append(Job(name=stem(path), paths=paths))
     if unpaired:
-        raise UserError(f"images without a partner: {', '.join(unpaired[:5])}",
-                        hint="files of different inputs are matched by name")
+        raise UserError(
+            f"images without a partner: {', '.join(unpaired[:5])}",
+            hint="files of different inputs are matched by name",
+        )
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
-        raise UserError("two input images have the same name; outputs would overwrite each other",
-                        hint="predict them in separate runs")
+        raise UserError(
+            "two input images have the same name; outputs would overwrite each other",
+            hint="predict them in separate runs",
+        )
     if gt is not None:
         _attach_gt(jobs, Path(gt))
     return jobs
@@ -123,5 +138,8 @@ def _attach_gt(jobs: list[Job], gt: Path) -> None:
         if job.gt is None:
             missing.append(job.name)
     if missing:
-        raise UserError(f"{len(missing)} image(s) have no ground truth in --gt: {', '.join(missing[:5])}",
-                        path=gt, hint="label files must have the image's name (optionally with _mask etc.)")
+        raise UserError(
+            f"{len(missing)} image(s) have no ground truth in --gt: {', '.join(missing[:5])}",
+            path=gt,
+            hint="label files must have the image's name (optionally with _mask etc.)",
+        )

@@ -5,9 +5,9 @@
 >>> pkg.inputs[0].axes_string, pkg.weight_formats, pkg.postprocessing
 ('bcyx', ('onnx', 'torchscript'), PostprocessingChoice(name='fg_watershed', params={...}))
 
-The description is loaded with bioimageio.spec (0.4 descriptions converted to the latest format) with io checks
-off, so nothing needs the network. Zips are unpacked by :func:`runner.inference.safety.safe_extract` into a
-temporary folder that lives as long as the :class:`Package` (or until :meth:`Package.close`).
+The description is loaded with bioimageio.spec (0.4 descriptions converted to the latest format) with io
+checks off, so nothing needs the network. Zips are unpacked by :func:`runner.inference.safety.safe_extract`
+into a temporary folder that lives as long as the :class:`Package` (or until :meth:`Package.close`).
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ class Package:
             if t.id == tensor_id:
                 return t
         raise UserError(
-            f"the model has no input {tensor_id!r}", path=self.source,
+            f"the model has no input {tensor_id!r}",
+            path=self.source,
             hint=f"its inputs are {', '.join(t.id for t in self.inputs)}",
         )
 
@@ -171,7 +172,8 @@ class Package:
         if "://" in text:
             raise UserError(
                 f"the package's {what} is a remote URL ({text}); runner works offline",
-                path=self.source, hint="download the file into the package and refer to it by a relative path",
+                path=self.source,
+                hint="download the file into the package and refer to it by a relative path",
             )
         path = Path(text)
         if not path.is_absolute():
@@ -193,7 +195,9 @@ def _find_rdf(folder: Path, given: Path) -> Path:
     if found:
         return found[0]
     raise UserError(
-        "no bioimageio.yaml or rdf.yaml found", path=given, hint="give a package zip, its folder or its rdf.yaml"
+        "no bioimageio.yaml or rdf.yaml found",
+        path=given,
+        hint="give a package zip, its folder or its rdf.yaml",
     )
 
 
@@ -217,13 +221,19 @@ def _tensor_infos(descr) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo, ...]
             rule = SizeRule("fixed", size=len(names)) if a.type == "channel" else rule_from_spec(a, all_axes)
             axes.append(
                 AxisInfo(
-                    id=str(a.id), type=str(a.type), rule=rule, halo=int(getattr(a, "halo", 0) or 0),
-                    scale=float(getattr(a, "scale", 1.0) or 1.0), channel_names=names,
+                    id=str(a.id),
+                    type=str(a.type),
+                    rule=rule,
+                    halo=int(getattr(a, "halo", 0) or 0),
+                    scale=float(getattr(a, "scale", 1.0) or 1.0),
+                    channel_names=names,
                 )
             )
         pad = getattr(t, "pad", None) if is_input else None
         return TensorInfo(
-            id=str(t.id), axes=tuple(axes), description=str(getattr(t, "description", "") or ""),
+            id=str(t.id),
+            axes=tuple(axes),
+            description=str(getattr(t, "description", "") or ""),
             pad_mode=str(getattr(pad, "mode", "symmetric")) if pad is not None else "symmetric",
             optional=bool(getattr(t, "optional", False)),
         )
@@ -294,8 +304,14 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
     inputs, outputs = _tensor_infos(descr)
     formats = tuple(f for f in KNOWN_WEIGHT_FORMATS if getattr(descr.weights, f, None) is not None)
     pkg = Package(
-        descr=descr, root=rdf.parent, source=source, inputs=inputs, outputs=outputs, weight_formats=formats,
-        runner_config=_runner_config(descr), original_format_version=_original_format_version(rdf),
+        descr=descr,
+        root=rdf.parent,
+        source=source,
+        inputs=inputs,
+        outputs=outputs,
+        weight_formats=formats,
+        runner_config=_runner_config(descr),
+        original_format_version=_original_format_version(rdf),
     )
     if cleanup is not None:
         pkg._cleanup = weakref.finalize(pkg, cleanup)
@@ -303,7 +319,7 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
 
 
 class _Remover:
-    """Removes a temporary folder once (a plain callable, so the finalizer holds no reference to the package)."""
+    """Removes a temporary folder (a plain callable: the finalizer must not refer to the package)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -320,10 +336,13 @@ def _load_descr(rdf: Path, source: Path):
     try:
         descr = load_description(rdf, format_version="latest", perform_io_checks=False)
     except Exception as exc:  # bioimageio.spec raises for unreadable or unknown sources
-        raise UserError(f"cannot load the model description ({type(exc).__name__}: {exc})", path=source) from None
+        raise UserError(
+            f"cannot load the model description ({type(exc).__name__}: {exc})", path=source
+        ) from None
     if isinstance(descr, InvalidDescr):
         raise UserError(
-            f"invalid bioimage.io description: {_format_invalid(descr)}", path=source,
+            f"invalid bioimage.io description: {_format_invalid(descr)}",
+            path=source,
             hint="check it with `bioimageio validate`",
         )
     if getattr(descr, "type", None) != "model":
@@ -331,6 +350,7 @@ def _load_descr(rdf: Path, source: Path):
     if not isinstance(descr, v0_5.ModelDescr):
         raise UserError(
             f"could not convert the format {getattr(descr, 'format_version', '?')} description to 0.5",
-            path=source, hint="update the package with bioimageio.spec's `bioimageio update-format`",
+            path=source,
+            hint="update the package with bioimageio.spec's `bioimageio update-format`",
         )
     return descr

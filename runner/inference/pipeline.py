@@ -7,10 +7,12 @@
 ...     outs = [p.predict(im) for im in images]
 
 Tile size comes from ``tile`` (largest tile per axis) or else from a memory budget (``memory_mb``; by default
-1 GiB of activations on CPU, half the free memory on a GPU, counted as :data:`BYTES_PER_VOXEL` per tile voxel).
-The margin (context around each tile's owned region) is the rdf's halo, else the measured receptive field, or
-``halo`` when given. ``tile="whole"`` runs the image as it is in one pass, without padding or cropping, as
-``bioimageio test`` does (the image must then have a valid input shape).
+2 GiB of activations on CPU, half the free memory on a GPU, counted as :data:`BYTES_PER_VOXEL` per tile
+voxel): among the tilings whose tile fits the budget, the one processing the fewest voxels is used (see
+:func:`runner.inference.tiling.choose_tile`). Tiles are batched up to the same budget. The margin (context
+around each tile's owned region) is ``halo`` when given, else the rdf's halo, else the measured receptive
+field. ``tile="whole"`` runs the image as it is in one pass, without padding or cropping, as ``bioimageio
+test`` does (the image must then have a valid input shape).
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import Device, resolve_device
-from runner.inference.geometry import Geometry, build_geometry
+from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
 from runner.inference.halo import measure_receptive_field, probe_shape
 from runner.inference.package import Package, load_package
 from runner.inference.processing import Processing
-from runner.inference.tiling import TilePlan, pad_image, plan_tiles, run_tiled
+from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles, run_tiled
 
 BYTES_PER_VOXEL = 1024
 """Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""
-DEFAULT_CPU_MEMORY_MB = 1024
+DEFAULT_CPU_MEMORY_MB = 2048
 MAX_BATCH = 16
 
 TileSpec = Sequence[int] | str | None
@@ -61,7 +63,8 @@ class Predictor:
     tile : default largest tile per spatial axis, ``"whole"``, or None (memory budget).
     batch_size : tiles per forward pass (default: from the memory budget, at most 16).
     memory_mb : activation memory budget in MiB.
-    halo : margin per side in input pixels (an int or one per axis), instead of the rdf halo / receptive field.
+    halo : margin per side in input pixels (an int or one per axis); default: the rdf's halo, else the
+        measured receptive field.
     threads : CPU threads for the framework (default: the framework's choice).
     """
 
@@ -81,15 +84,18 @@ class Predictor:
         self.package = package if isinstance(package, Package) else load_package(package)
         self.device = resolve_device(device)
         self.geometry: Geometry = build_geometry(self.package)
-        self.processing = Processing.from_description(self.package.descr, trust_code=trust_code,
-                                                      where=self.package.source)
-        self.adapter: Adapter = create_adapter(self.package, device=self.device, weights=weights,
-                                               trust_code=trust_code, threads=threads)
+        self.processing = Processing.from_description(
+            self.package.descr, trust_code=trust_code, where=self.package.source
+        )
+        self.adapter: Adapter = create_adapter(
+            self.package, device=self.device, weights=weights, trust_code=trust_code, threads=threads
+        )
         self.tile, self.batch_size, self.memory_mb = tile, batch_size, memory_mb
         self.halo = _per_axis(halo, self.geometry.ndim, name="halo")
         self._margin: tuple[int, ...] | None = None
         self._nonspace: dict[str, tuple[int, ...]] = {}
         self.last_run: RunInfo | None = None
+        self._weight_format = self.adapter.weight_format
 
     def __enter__(self) -> Predictor:
         return self
@@ -103,7 +109,8 @@ class Predictor:
 
     @property
     def weight_format(self) -> str:
-        return self.adapter.weight_format
+        """The weight format in use (``onnx``, ``torchscript`` or ``pytorch_state_dict``)."""
+        return self._weight_format
 
     # ---------------------------------------------------------------------------------------------- inputs
 
@@ -115,17 +122,20 @@ class Predictor:
         unknown = [k for k in inputs if k not in geo.inputs]
         if missing or unknown:
             raise UserError(
-                f"the model takes inputs {', '.join(geo.inputs)}; got {', '.join(inputs) or 'none'}", path=where,
+                f"the model takes inputs {', '.join(geo.inputs)}; got {', '.join(inputs) or 'none'}",
+                path=where,
                 hint="pass one image per input with --input NAME=PATH",
             )
         shapes = set()
         for name, arr in inputs.items():
             arr = np.asarray(arr)
-            _check_image(arr, pkg.input(name), geo, where)
+            check_image(arr, pkg.input(name), geo, where)
             shapes.add(tuple(arr.shape[1:]))
             inputs[name] = arr
         if len(shapes) > 1:
-            raise UserError(f"the model's inputs must have the same spatial shape, got {sorted(shapes)}", path=where)
+            raise UserError(
+                f"the model's inputs must have the same spatial shape, got {sorted(shapes)}", path=where
+            )
         return inputs
 
     def _preprocess(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -137,7 +147,8 @@ class Predictor:
             axes[name] = layout.tensor.axis_ids
         pre = self.processing.preprocess(model_arrays, axes)
         out = {}
-        for name, arr in pre.items():
+        for name in (k for k in self.geometry.inputs if k in pre):  # the model's input order
+            arr = pre[name]
             canon, _ = self.geometry.inputs[name].to_canonical(arr)
             dtype = np.float32 if arr.dtype.kind == "f" else arr.dtype
             out[name] = np.ascontiguousarray(canon[0], dtype=dtype)
@@ -146,7 +157,7 @@ class Predictor:
     # --------------------------------------------------------------------------------------------- forward
 
     def canonical_forward(self, batches: list) -> list:
-        """Run the network on canonical batches ``(B, C, *tile)`` (one per input), return canonical outputs."""
+        """Run the network on canonical batches ``(B, C, *tile)`` (one per input); canonical outputs."""
         geo = self.geometry
         model_in = []
         for name, x in zip(geo.inputs, batches, strict=False):
@@ -161,7 +172,7 @@ class Predictor:
         return result
 
     def margin(self) -> tuple[int, ...]:
-        """Context pixels per side and axis: ``halo`` if given, else the rdf's, else the measured receptive field."""
+        """Context pixels per side and axis: ``halo``, else the rdf's, else the measured receptive field."""
         if self.halo is not None:
             return self.halo
         if self._margin is None:
@@ -193,9 +204,14 @@ class Predictor:
             max_tile = choose_tile(spatial_shape, geo.rules, margin, budget, geo.granularity)
         else:
             max_tile = _per_axis(tile, geo.ndim, name="tile")
-        plan = plan_tiles(shape=spatial_shape, rules=geo.rules, margins=margin, max_tile=max_tile,
-                          granularity=geo.granularity)
-        _check_secondary_rules(self.package, geo, plan)
+        plan = plan_tiles(
+            shape=spatial_shape,
+            rules=geo.rules,
+            margins=margin,
+            max_tile=max_tile,
+            granularity=geo.granularity,
+        )
+        check_secondary_rules(self.package, geo, plan)
         if geo.batch_fixed:
             batch = 1
         elif self.batch_size:
@@ -255,11 +271,17 @@ class Predictor:
     def _predict_whole(self, pre: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
         geo = self.geometry
         shape = next(iter(pre.values())).shape[1:]
-        bad = [f"{ax}={n} (rule {r.describe()})" for ax, n, r in zip(geo.letters, shape, geo.rules, strict=True)
-               if not r.is_valid(n)]
+        bad = [
+            f"{ax}={n} (rule {r.describe()})"
+            for ax, n, r in zip(geo.letters, shape, geo.rules, strict=True)
+            if not r.is_valid(n)
+        ]
         if bad:
-            raise UserError(f"whole-image prediction needs a valid input shape; {', '.join(bad)}", path=where,
-                            hint="let runner tile the image (omit --tile whole)")
+            raise UserError(
+                f"whole-image prediction needs a valid input shape; {', '.join(bad)}",
+                path=where,
+                hint="let runner tile the image (omit --tile whole)",
+            )
         outs = self.canonical_forward([x[None] for x in pre.values()])
         self.last_run = RunInfo(tuple(shape), 1, 1, (0,) * geo.ndim)
         return {name: np.asarray(o[0]) for name, o in zip(geo.outputs, outs, strict=False)}
@@ -267,8 +289,11 @@ class Predictor:
     def _predict_tiled(self, pre: dict[str, np.ndarray], *, tile, progress) -> dict[str, np.ndarray]:
         geo = self.geometry
         if not geo.tileable:
-            raise UserError("an output of this model does not follow the input size; it cannot be tiled",
-                            path=self.package.source, hint="use --tile whole with images of a valid size")
+            raise UserError(
+                "an output of this model does not follow the input size; it cannot be tiled",
+                path=self.package.source,
+                hint="use --tile whole with images of a valid size",
+            )
         shape = next(iter(pre.values())).shape[1:]
         plan, batch = self.plan(shape, tile=tile)
         padded = [pad_image(x, plan, mode=geo.inputs[k].tensor.pad_mode) for k, x in pre.items()]
@@ -281,13 +306,20 @@ class Predictor:
             if progress is not None:
                 progress(done[0], plan.n_tiles)
 
-        kwargs = {}
+        forward, stack = self.canonical_forward, np.stack
         if self.adapter.is_torch and self.device.is_cuda:
-            padded, kwargs = _to_torch_device(padded, self.device)
-        outs = run_tiled(padded, forward=self.canonical_forward, plan=plan,
-                         outputs=list(geo.output_geometry.values()), batch_size=batch, on_batch=on_batch, **kwargs)
+            padded, stack, forward = _on_gpu(padded, self.device, self.canonical_forward)
+        outs = run_tiled(
+            padded,
+            forward=forward,
+            plan=plan,
+            outputs=list(geo.output_geometry.values()),
+            batch_size=batch,
+            on_batch=on_batch,
+            stack=stack,
+        )
         self.last_run = RunInfo(plan.tile_shape, plan.n_tiles, batch, self.margin())
-        return {name: _to_numpy(o) for name, o in zip(geo.outputs, outs, strict=False)}
+        return dict(zip(geo.outputs, outs, strict=False))
 
     def _finish(self, canon: dict[str, np.ndarray], *, postprocess: bool) -> dict[str, np.ndarray]:
         geo = self.geometry
@@ -298,8 +330,10 @@ class Predictor:
             axes[name] = layout.tensor.axis_ids
         if postprocess:
             model_arrays = self.processing.postprocess(model_arrays, axes)
-        return {name: np.ascontiguousarray(geo.outputs[name].to_canonical(arr)[0][0])
-                for name, arr in model_arrays.items()}
+        return {
+            name: np.ascontiguousarray(geo.outputs[name].to_canonical(arr)[0][0])
+            for name, arr in model_arrays.items()
+        }
 
 
 def predict_array(
@@ -322,61 +356,20 @@ def predict_array(
     ``bioimageio test`` computes for a test input (one pass, no padding, no cropping). To predict many images
     create a :class:`Predictor` once instead.
     """
-    with Predictor(package, device=device, weights=weights, trust_code=trust_code, tile=tile,
-                   batch_size=batch_size, memory_mb=memory_mb, halo=halo) as predictor:
+    with Predictor(
+        package,
+        device=device,
+        weights=weights,
+        trust_code=trust_code,
+        tile=tile,
+        batch_size=batch_size,
+        memory_mb=memory_mb,
+        halo=halo,
+    ) as predictor:
         return predictor.predict(image, postprocess=postprocess)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-
-
-def choose_tile(
-    shape: Sequence[int], rules, margin: Sequence[int], budget_voxels: int, granularity: Sequence[int]
-) -> list[int]:
-    """Largest tile per axis such that one tile fits ``budget_voxels`` (shrinking the longest axis first)."""
-    tiles = []
-    for s, r, m in zip(shape, rules, margin, strict=True):
-        t = r.smallest_valid_at_least(s + 2 * m)
-        tiles.append(t if t is not None else r.size)
-    stuck = [False] * len(tiles)
-    while math.prod(tiles) > budget_voxels and not all(stuck):
-        k = max((i for i in range(len(tiles)) if not stuck[i]), key=lambda i: tiles[i])
-        smaller = rules[k].largest_valid_at_most(int(tiles[k] * 0.8))
-        if smaller is None or smaller - 2 * margin[k] < max(granularity[k], 2 * margin[k], 16):
-            stuck[k] = True
-        else:
-            tiles[k] = smaller
-    return tiles
-
-
-def _check_image(arr: np.ndarray, tensor, geo: Geometry, where) -> None:
-    want = f"{tensor.axes_string} ({'/'.join(geo.letters)} spatial)"
-    if arr.ndim != geo.ndim + 1:
-        got = "3D (z, y, x)" if arr.ndim == 4 else "2D (y, x)" if arr.ndim == 3 else f"{arr.ndim - 1}D"
-        raise UserError(
-            f"the model takes {geo.ndim}D images (axes {want}) but the image is {got}", path=where,
-            hint="pass --axes if the axes were read wrongly" if arr.ndim in (3, 4) else None,
-        )
-    n = tensor.n_channels
-    if n is not None and arr.shape[0] != n:
-        more = "more" if arr.shape[0] > n else "fewer"
-        raise UserError(
-            f"the image has {arr.shape[0]} channels, {more} than the {n} input {tensor.id!r} takes "
-            f"(axes {tensor.axes_string})", path=where,
-            hint="convert the image or pass --axes if a channel axis was misread",
-        )
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise UserError("the image contains NaN or infinite values", path=where)
-
-
-def _check_secondary_rules(pkg: Package, geo: Geometry, plan: TilePlan) -> None:
-    for t in pkg.inputs[1:]:
-        layout = geo.inputs[t.id]
-        for a, size in zip(layout.space_ids, plan.tile_shape, strict=True):
-            rule = t.axis(a).rule
-            if rule.kind != "reference" and not rule.is_valid(size):
-                raise UserError(f"tile size {size} is not valid for input {t.id}.{a} ({rule.describe()})",
-                                path=pkg.source, hint="pass a --tile valid for every input")
 
 
 def _per_axis(value, ndim: int, *, name: str) -> tuple[int, ...] | None:
@@ -396,19 +389,16 @@ def _ceil_to(value: int, q: int) -> int:
     return -(-int(value) // q) * q
 
 
-def _to_torch_device(padded: list[np.ndarray], device: Device):
+def _on_gpu(padded: list[np.ndarray], device: Device, forward: Callable):
+    """GPU path: the padded inputs move to the device once (tiles are cut there and batched with
+    ``torch.stack``); each batch's outputs come back to host memory in one copy per output, so the stitched
+    outputs never occupy device memory."""
     import torch
 
     dev = torch.device(str(device))
     tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
 
-    def alloc(shape, like):
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    def forward_to_host(batches: list) -> list:
+        return [o.cpu().numpy() if isinstance(o, torch.Tensor) else o for o in forward(batches)]
 
-    return tensors, {"stack": torch.stack, "alloc": alloc}
-
-
-def _to_numpy(x) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    return x.detach().cpu().numpy()
+    return tensors, torch.stack, forward_to_host

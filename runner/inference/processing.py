@@ -2,11 +2,11 @@
 
 bioimageio.core builds the operators (``zero_mean_unit_variance``, ``scale_range``, ``sigmoid``, ...) from the
 description; we run them on the whole image before tiling and on the whole stitched output after it, so sample
-statistics (means, percentiles) are those of the image, never of a tile, and results match ``bioimageio predict``.
-Statistics of inputs are computed on the raw input (as bioimageio.core does); statistics of outputs, which
-bioimageio.core's pre-processing step cannot see, are computed on the stitched output before post-processing.
-Dataset statistics (``per_dataset`` modes) are running statistics over the images processed so far, again as in
-bioimageio.core.
+statistics (means, percentiles) are those of the image, never of a tile, and results match ``bioimageio
+predict``. Statistics of inputs are computed on the raw input (as bioimageio.core does); statistics of
+outputs, which bioimageio.core's pre-processing step cannot see, are computed on the stitched output before
+post-processing. Dataset statistics (``per_dataset`` modes) are running statistics over the images processed
+so far, again as in bioimageio.core.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Processing:
 
     @classmethod
     def from_description(cls, descr, *, trust_code: bool = False, where: object = None) -> Processing:
-        """Build the operators with ``bioimageio.core.proc_setup``; custom (code) operators need ``trust_code``."""
+        """Operators from ``bioimageio.core.proc_setup``; custom (code) operators need ``trust_code``."""
         from bioimageio.core.proc_ops import AddKnownDatasetStats, CustomProcessing, UpdateStats
         from bioimageio.core.proc_setup import setup_pre_and_postprocessing
         from bioimageio.core.stat_calculators import StatsCalculator
@@ -44,7 +44,8 @@ class Processing:
         if not trust_code and any(isinstance(op, CustomProcessing) for op in (*pre, *post)):
             raise UserError(
                 "the model's pre/post-processing runs the package's own Python code",
-                path=where, hint="pass --trust-code if you trust the package",
+                path=where,
+                hint="pass --trust-code if you trust the package",
             )
         input_ids = tuple(str(t.id) for t in descr.inputs)
         output_ids = tuple(str(t.id) for t in descr.outputs)
@@ -52,17 +53,23 @@ class Processing:
         in_m = {m for m in measures if str(m.member_id) in input_ids}
         out_m = {m for m in measures if str(m.member_id) not in input_ids}
         return cls(
-            pre=pre, post=post, input_ids=input_ids, output_ids=output_ids,
+            pre=pre,
+            post=post,
+            input_ids=input_ids,
+            output_ids=output_ids,
             input_stats=StatsCalculator(in_m) if in_m else None,
             output_stats=StatsCalculator(out_m) if out_m else None,
         )
 
-    def preprocess(self, arrays: dict[str, np.ndarray], axes: dict[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    def preprocess(
+        self, arrays: dict[str, np.ndarray], axes: dict[str, tuple[str, ...]]
+    ) -> dict[str, np.ndarray]:
         """Apply the input operators to whole images.
 
         Parameters
         ----------
-        arrays : per input id, the image in the model's axis order (batch of one where the model has a batch axis).
+        arrays : per input id, the image in the model's axis order (batch of one where the model has a batch
+        axis).
         axes : per input id, the model's axis ids for ``arrays``.
 
         Returns
@@ -80,14 +87,18 @@ class Processing:
         self.last_stat = sample.stat
         return {k: _to_array(t) for k, t in sample.members.items() if k in arrays}
 
-    def postprocess(self, arrays: dict[str, np.ndarray], axes: dict[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
-        """Apply the output operators to the whole stitched outputs (same layout convention as :meth:`preprocess`)."""
+    def postprocess(
+        self, arrays: dict[str, np.ndarray], axes: dict[str, tuple[str, ...]]
+    ) -> dict[str, np.ndarray]:
+        """Apply the output operators to the whole stitched outputs (layout as in :meth:`preprocess`)."""
         if not self.post:
             return arrays
         from bioimageio.core import Sample, Tensor
 
         sample = Sample(
-            members={k: Tensor(v, dims=axes[k]) for k, v in arrays.items()}, stat=dict(self.last_stat), id=None
+            members={k: Tensor(v, dims=axes[k]) for k, v in arrays.items()},
+            stat=dict(self.last_stat),
+            id=None,
         )
         if self.output_stats is not None:
             sample.stat.update(self.output_stats.update_and_get_all(sample))

@@ -2,8 +2,8 @@
 
 A bioimage.io package is a zip archive written by someone else. Before anything in it is read we refuse
 entries with absolute paths or ``..`` components, links, and archives whose content would expand past a size
-limit (the declared sizes are checked first, then the bytes actually written, so a lying header does not help).
-Every file a description lists with a ``sha256`` is hashed before it is used.
+limit (the declared sizes are checked first, then the bytes actually written, so a lying header does not
+help). Every file a description lists with a ``sha256`` is hashed before it is used.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ DEFAULT_MAX_UNPACKED_BYTES = 8 * 1024**3
 """Largest total size a package may expand to (8 GiB); override with ``RUNNER_MAX_PACKAGE_BYTES``."""
 
 MAX_ENTRIES = 10_000
+_LIMIT_HINT = "set RUNNER_MAX_PACKAGE_BYTES to allow larger packages if you trust this one"
 _CHUNK = 1 << 20
 
 
@@ -28,7 +29,7 @@ class IntegrityError(UserError):
 
 
 def max_unpacked_bytes() -> int:
-    """The size limit in bytes: ``RUNNER_MAX_PACKAGE_BYTES`` when set, else :data:`DEFAULT_MAX_UNPACKED_BYTES`."""
+    """The size limit in bytes: ``RUNNER_MAX_PACKAGE_BYTES``, else :data:`DEFAULT_MAX_UNPACKED_BYTES`."""
     value = os.environ.get("RUNNER_MAX_PACKAGE_BYTES")
     if not value:
         return DEFAULT_MAX_UNPACKED_BYTES
@@ -55,7 +56,9 @@ def _check_member(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath:
         )
     mode = info.external_attr >> 16
     if mode and stat.S_ISLNK(mode):
-        raise UserError(f"zip entry {info.filename!r} is a symbolic link; refusing to unpack it", path=archive)
+        raise UserError(
+            f"zip entry {info.filename!r} is a symbolic link; refusing to unpack it", path=archive
+        )
     return path
 
 
@@ -83,7 +86,9 @@ def safe_extract(archive: str | Path, dest: str | Path, *, max_bytes: int | None
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"not a readable zip archive ({exc})", path=archive, hint="re-download the package") from None
+        raise UserError(
+            f"not a readable zip archive ({exc})", path=archive, hint="re-download the package"
+        ) from None
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_ENTRIES:
@@ -94,7 +99,7 @@ def safe_extract(archive: str | Path, dest: str | Path, *, max_bytes: int | None
             raise UserError(
                 f"zip archive would expand to {declared} bytes, more than the limit of {limit} bytes",
                 path=archive,
-                hint="set RUNNER_MAX_PACKAGE_BYTES to allow larger packages if you trust this one",
+                hint=_LIMIT_HINT,
             )
         dest.mkdir(parents=True, exist_ok=True)
         written = 0
@@ -112,7 +117,7 @@ def safe_extract(archive: str | Path, dest: str | Path, *, max_bytes: int | None
                             raise UserError(
                                 f"zip archive expands past the limit of {limit} bytes",
                                 path=archive,
-                                hint="set RUNNER_MAX_PACKAGE_BYTES to allow larger packages if you trust this one",
+                                hint=_LIMIT_HINT,
                             )
                         out.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -136,7 +141,9 @@ def verify_sha256(path: str | Path, expected: str | None, *, what: str = "file")
     """
     path = Path(path)
     if not path.is_file():
-        raise IntegrityError(f"the package's {what} is missing", path=path, hint="the package is incomplete; re-download it")
+        raise IntegrityError(
+            f"the package's {what} is missing", path=path, hint="the package is incomplete; re-download it"
+        )
     if expected is None:
         return
     actual = sha256_of(path)

@@ -103,7 +103,8 @@ def rule_from_spec(axis, all_axes: dict[tuple[str, str], object]) -> SizeRule:
     Parameters
     ----------
     axis : a ``bioimageio.spec.model.v0_5`` input or output axis.
-    all_axes : every axis of the model keyed by ``(tensor_id, axis_id)`` (to read the scale of referenced axes).
+    all_axes : every axis of the model keyed by ``(tensor_id, axis_id)`` (to read the scale of referenced
+    axes).
     """
     from bioimageio.spec.model import v0_5
 
@@ -120,7 +121,11 @@ def rule_from_spec(axis, all_axes: dict[tuple[str, str], object]) -> SizeRule:
         own_scale = getattr(axis, "scale", 1.0)
         ratio = Fraction(ref_scale).limit_denominator(1000) / Fraction(own_scale).limit_denominator(1000)
         return SizeRule(
-            "reference", tensor=str(size.tensor_id), axis=str(size.axis_id), ratio=ratio, offset=int(size.offset)
+            "reference",
+            tensor=str(size.tensor_id),
+            axis=str(size.axis_id),
+            ratio=ratio,
+            offset=int(size.offset),
         )
     if isinstance(size, v0_5.DataDependentSize):
         return SizeRule("data_dependent", min=int(size.min))

@@ -1,7 +1,7 @@
 """Reproduce a package's test outputs the way ``bioimageio test`` does (whole test tensor, one pass).
 
-The exporter uses this to check that ``runner predict`` reproduces what it wrote into the package; tests use it
-on the vendored zoo model. Tolerances default to bioimageio.core's: an element mismatches when
+The exporter uses this to check that ``runner predict`` reproduces what it wrote into the package; tests use
+it on the vendored zoo model. Tolerances default to bioimageio.core's: an element mismatches when
 ``|actual - expected| > atol + rtol * |expected|``, and at most ``mismatched_ppm`` per million may.
 """
 
@@ -50,7 +50,7 @@ def reproduce_test_outputs(
     atol: float = 1e-3,
     mismatched_ppm: float = 100.0,
 ) -> list[TestResult]:
-    """Run the package's test inputs (``tile="whole"``) and compare with its test outputs, per output tensor."""
+    """Run the package's test inputs (``tile="whole"``) and compare with its test outputs per tensor."""
     from runner.inference.pipeline import Predictor
 
     pkg = package if isinstance(package, Package) else load_package(package)
@@ -77,5 +77,7 @@ def reproduce_test_outputs(
             diff = np.abs(got.astype(np.float64) - expected)
             bad = int((diff > atol + rtol * np.abs(expected)).sum())
             ok = bad <= mismatched_ppm * expected.size / 1e6
-            results.append(TestResult(oid, float(diff.max()) if diff.size else 0.0, bad, int(expected.size), ok))
+            results.append(
+                TestResult(oid, float(diff.max()) if diff.size else 0.0, bad, int(expected.size), ok)
+            )
     return results

@@ -1,16 +1,18 @@
 """Tiling and stitching as pure functions: plan tiles for a size rule, run the per-tile work, crop and stitch.
 
 Conventions. Arrays are ``(C, *spatial)`` (one image) or ``(B, C, *spatial)`` (a batch of tiles). Along each
-spatial axis the image (size ``S``) is padded by ``margin`` pixels of context at the start; tile ``i`` starts at
+spatial axis the image (size ``S``) is padded by ``margin`` pixels of context at the start; tile ``i`` starts
+at
 ``i * stride`` in padded coordinates and is ``tile`` pixels long; it *owns* the image pixels
 ``[i*stride, min((i+1)*stride, S))``. Every image pixel is owned by exactly one tile and is copied from that
 tile's output, ``margin`` or more pixels away from the tile border: with ``margin`` at least the network's
-receptive-field radius the stitched result equals one pass over the whole (padded) image. Strides are multiples
-of the axis granularity (the model's size step, i.e. its pooling factor), so pooling layers see every tile in the
-same phase as the whole image.
+receptive-field radius the stitched result equals one pass over the whole (padded) image. Strides are
+multiples of the axis granularity (the model's size step, i.e. its pooling factor), so pooling layers see
+every tile in the same phase as the whole image.
 
-Outputs may be scaled (``ratio`` output pixels per input pixel), may come out smaller than the tile (models that
-crop, ``crop`` pixels per side) and may carry a ``halo`` to discard; :class:`OutputGeometry` describes that.
+Outputs may be scaled (``ratio`` output pixels per input pixel), may come out smaller than the tile (models
+that crop, ``crop`` pixels per side) and may carry a ``halo`` to discard; :class:`OutputGeometry` describes
+that.
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ def _ceil_to(value: int, q: int) -> int:
     return -(-value // q) * q
 
 
-def plan_axis(*, size: int, rule: SizeRule, margin: int, max_tile: int | None = None, granularity: int = 1) -> AxisPlan:
+def plan_axis(
+    *, size: int, rule: SizeRule, margin: int, max_tile: int | None = None, granularity: int = 1
+) -> AxisPlan:
     """Plan the tiles along one axis.
 
     Parameters
@@ -166,7 +170,9 @@ def plan_tiles(
     )
 
 
-def _owned(plan: TilePlan, idx: tuple[int, ...], geometry: OutputGeometry) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+def _owned(
+    plan: TilePlan, idx: tuple[int, ...], geometry: OutputGeometry
+) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     """(slices into the tile output, slices into the stitched output) of what tile ``idx`` contributes."""
     src, dst = [], []
     for k, (a, i) in enumerate(zip(plan.axes, idx, strict=True)):
@@ -177,7 +183,8 @@ def _owned(plan: TilePlan, idx: tuple[int, ...], geometry: OutputGeometry) -> tu
         j = lo - tile_origin
         if j.denominator != 1:
             raise UserError(
-                f"output pixels do not align with input pixels (ratio {r}, crop {c}); this model cannot be tiled",
+                f"output pixels do not align with input pixels (ratio {r}, crop {c}); "
+                "this model cannot be tiled",
                 hint="run it on whole images with --tile whole",
             )
         src.append(slice(int(j), int(j) + hi - lo))
@@ -207,7 +214,8 @@ def run_tiled(
     outputs : one :class:`OutputGeometry` per output of ``forward``.
     batch_size : tiles per call of ``forward``.
     stack : joins tiles into a batch (``np.stack``; ``torch.stack`` for tensors on a GPU).
-    alloc : ``alloc(shape, like) -> array`` for the stitched outputs (default: numpy empty of ``like``'s dtype).
+    alloc : ``alloc(shape, like) -> array`` for the stitched outputs (default: numpy empty of ``like``'s
+    dtype).
     on_batch : called with the number of tiles done after each batch (progress bars).
 
     Returns
@@ -241,11 +249,68 @@ def _tile_slices(plan: TilePlan, idx: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(i * a.stride, i * a.stride + a.tile) for a, i in zip(plan.axes, idx, strict=True))
 
 
-def pad_image(image: np.ndarray, plan: TilePlan, *, mode: str = "symmetric", value: float = 0.0) -> np.ndarray:
-    """Pad ``(C, *spatial)`` with the plan's margins (``symmetric``, ``reflect``, ``edge`` or ``constant``)."""
+def pad_image(
+    image: np.ndarray, plan: TilePlan, *, mode: str = "symmetric", value: float = 0.0
+) -> np.ndarray:
+    """Pad ``(C, *spatial)`` by the plan's margins (``symmetric``, ``reflect``, ``edge``, ``constant``)."""
     width = [(0, 0), *plan.pad_width]
     if all(p == (0, 0) for p in width):
         return image
     if mode == "constant":
         return np.pad(image, width, mode="constant", constant_values=value)
     return np.pad(image, width, mode=mode)
+
+
+CALL_COST_VOXELS = 32**3
+"""Fixed cost of one forward call, in voxel-equivalents, when comparing tilings (favours fewer tiles)."""
+MAX_CANDIDATES = 48
+
+
+def _axis_candidates(size: int, rule: SizeRule, margin: int, q: int) -> list[AxisPlan]:
+    """Distinct axis plans for tiles from the smallest useful one up to the whole axis."""
+    whole = plan_axis(size=size, rule=rule, margin=margin, granularity=q)
+    lo = rule.smallest_valid_at_least(2 * margin + q) or whole.tile
+    sizes, t = [], lo
+    while t is not None and t < whole.tile:
+        sizes.append(t)
+        t = rule.smallest_valid_at_least(t + 1)
+    if len(sizes) > MAX_CANDIDATES:
+        sizes = [sizes[round(i * (len(sizes) - 1) / (MAX_CANDIDATES - 1))] for i in range(MAX_CANDIDATES)]
+    plans = {whole.tile: whole}
+    for t in sizes:
+        try:
+            p = plan_axis(size=size, rule=rule, margin=margin, max_tile=t, granularity=q)
+        except UserError:
+            continue
+        plans.setdefault(p.tile, p)
+    return list(plans.values())
+
+
+def choose_tile(
+    shape: Sequence[int], rules, margin: Sequence[int], budget_voxels: int, granularity: Sequence[int]
+) -> list[int]:
+    """The tile shape that processes the fewest voxels (tiles x tile volume, plus a fixed cost per tile)
+    among those whose volume fits ``budget_voxels``; the smallest tiles when none fits.
+
+    Parameters
+    ----------
+    shape : spatial image shape.
+    rules, margin, granularity : per axis, as for :func:`plan_tiles`.
+    budget_voxels : largest tile volume (the memory budget divided by the bytes one voxel needs).
+    """
+    per_axis = [
+        _axis_candidates(int(s), r, int(m), int(q))
+        for s, r, m, q in zip(shape, rules, margin, granularity, strict=True)
+    ]
+    best, best_cost = None, math.inf
+    for combo in itertools.product(*per_axis):
+        volume = math.prod(p.tile for p in combo)
+        if volume > budget_voxels:
+            continue
+        n = math.prod(p.n for p in combo)
+        cost = n * (volume + CALL_COST_VOXELS)
+        if cost < best_cost:
+            best, best_cost = combo, cost
+    if best is None:
+        best = [min(c, key=lambda p: p.tile) for c in per_axis]
+    return [p.tile for p in best]
