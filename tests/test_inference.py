@@ -306,3 +306,33 @@ def test_gpu_tile_path_with_torch_tensors(packages, monkeypatch):
         got = p.predict(image, tile=32)["prediction"]
     assert isinstance(got, np.ndarray)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_layout_round_trip_for_channel_last_and_batchless_tensors():
+    from runner.inference.geometry import Layout
+    from runner.inference.package import AxisInfo, TensorInfo
+
+    def axis(a, kind, size):
+        return AxisInfo(id=a, type=kind, rule=SizeRule("fixed", size=size) if size else SizeRule("any"))
+
+    canonical = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # (B, C, Y, X)
+    byxc = TensorInfo(
+        "t",
+        (
+            axis("batch", "batch", 0),
+            axis("y", "space", 0),
+            axis("x", "space", 0),
+            axis("channel", "channel", 3),
+        ),
+    )
+    layout = Layout(byxc, ("y", "x"), ("y", "x"))
+    model = layout.to_model(canonical, (3,))
+    assert model.shape == (2, 4, 5, 3)
+    np.testing.assert_array_equal(model[1, 2, 3], canonical[1, :, 2, 3])
+    back, sizes = layout.to_canonical(model)
+    np.testing.assert_array_equal(back, canonical)
+    assert sizes == (3,)
+    cyx = TensorInfo("t", (axis("channel", "channel", 3), axis("y", "space", 0), axis("x", "space", 0)))
+    layout = Layout(cyx, ("y", "x"), ("y", "x"))
+    assert layout.to_model(canonical[:1], (3,)).shape == (3, 4, 5)
+    np.testing.assert_array_equal(layout.to_canonical(canonical[0])[0], canonical[:1])
