@@ -391,14 +391,19 @@ def _ceil_to(value: int, q: int) -> int:
 
 def _on_gpu(padded: list[np.ndarray], device: Device, forward: Callable):
     """GPU path: the padded inputs move to the device once (tiles are cut there and batched with
-    ``torch.stack``); each batch's outputs come back to host memory in one copy per output, so the stitched
-    outputs never occupy device memory."""
+    ``torch.stack``) unless they would take more than a quarter of the free device memory (then each batch
+    moves on its own); each batch's outputs come back to host memory in one copy per output, so the
+    stitched outputs never occupy device memory."""
     import torch
 
     dev = torch.device(str(device))
-    tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
 
     def forward_to_host(batches: list) -> list:
         return [o.cpu().numpy() if isinstance(o, torch.Tensor) else o for o in forward(batches)]
 
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        if sum(x.nbytes for x in padded) > free / 4:
+            return padded, np.stack, forward_to_host
+    tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
     return tensors, torch.stack, forward_to_host
