@@ -12,8 +12,11 @@ row measures:
 - **targets per patch**: like ours, but the crop's targets are recomputed from the label crop at every
   iteration (what an on-the-fly pipeline does instead of precomputing once per image).
 
-Columns: iterations/s, pixels (voxels)/s through the network, peak resident memory of the process (and peak
-CUDA memory on GPU). Run: ``.venv/bin/python benchmarks/bench_train.py [--iterations N] [--threads N]``.
+Columns: iterations/s and pixels (voxels)/s through the network (medians over the timed iterations, which
+resist other jobs on a shared CPU), the data and the optimizer-step share of an iteration, peak resident
+memory of the process (and peak CUDA memory on GPU), and the one-off data preparation time.
+
+Run: ``.venv/bin/python benchmarks/bench_train.py [--iterations N] [--threads N] [--recipes 2d,3d]``.
 """
 
 from __future__ import annotations
@@ -99,23 +102,25 @@ def worker(kind: str, mode: str, device: str, amp: bool, iterations: int, thread
     rng = np.random.default_rng(0)
     batch = trainer.sampler.batch(rng)
 
-    def one() -> None:
-        if mode == "bare torch":
-            trainer.step(batch)  # same tensors every time: no data work
-        else:
-            trainer.step(trainer.sampler.batch(rng))
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def one() -> tuple[float, float]:
+        """(data seconds, step seconds) of one iteration."""
+        t0 = time.perf_counter()
+        b = batch if mode == "bare torch" else trainer.sampler.batch(rng)  # bare: same tensors, no data work
+        t1 = time.perf_counter()
+        trainer.step(b)
+        sync()
+        return t1 - t0, time.perf_counter() - t1
 
     for _ in range(2):
         one()
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        one()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    times = np.array([one() for _ in range(iterations)])
+    per_it = float(np.median(times.sum(1)))  # the median resists other jobs on a shared CPU
     pixels = recipe.training.batch_size * int(np.prod(recipe.data.patch))
     return {
         "recipe": RECIPES[kind].name,
@@ -124,8 +129,10 @@ def worker(kind: str, mode: str, device: str, amp: bool, iterations: int, thread
         "amp": amp if device != "cpu" else None,
         "threads": torch.get_num_threads(),
         "iterations": iterations,
-        "it_s": iterations / seconds,
-        "px_s": iterations * pixels / seconds,
+        "it_s": 1.0 / per_it,
+        "px_s": pixels / per_it,
+        "data_ms": float(np.median(times[:, 0])) * 1e3,
+        "step_s": float(np.median(times[:, 1])),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
         "prep_s": prep,
@@ -184,16 +191,17 @@ def main() -> None:
         "data prep = reading images + computing targets once per image)\n"
     )
     print(
-        "| recipe | patch x batch | device | AMP | pipeline | it/s | Mpx/s | peak RSS MB | peak CUDA MB | "
-        "data prep s (images) |"
+        "| recipe | patch x batch | device | AMP | pipeline | it/s | Mpx/s | data ms/it | step s/it | "
+        "peak RSS MB | peak CUDA MB | data prep s (images) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cuda = f"{r['cuda_mb']:.0f}" if r["cuda_mb"] is not None else "-"
         amp = "-" if r["amp"] is None else ("bf16" if r["amp"] else "off")
         print(
             f"| {r['recipe']} | {'x'.join(map(str, r['patch']))} x {r['batch']} | {r['device']} | {amp} | "
-            f"{r['mode']} | {r['it_s']:.3f} | {r['px_s'] / 1e6:.3f} | {r['rss_mb']:.0f} | {cuda} | "
+            f"{r['mode']} | {r['it_s']:.3f} | {r['px_s'] / 1e6:.3f} | {r['data_ms']:.1f} | "
+            f"{r['step_s']:.3f} | {r['rss_mb']:.0f} | {cuda} | "
             f"{r['prep_s']:.1f} ({r['images']}) |"
         )
 
