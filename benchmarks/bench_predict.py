@@ -3,9 +3,9 @@
 One run, same inputs for both tools, outputs compared (max absolute difference):
 
 1. *defaults*: each tool with its default choices on a package holding TorchScript, ONNX and
-   pytorch_state_dict weights of a U-Net-like network (built here with ``tests/_packages.py``; 2D 2048x2048 and
-   a 3D volume). bioimageio.core prefers pytorch_state_dict and tiles with its default block parameter (n=10);
-   runner picks ONNX on CPU and sizes tiles from its memory budget.
+   pytorch_state_dict weights of a U-Net-like network (built here with ``tests/_packages.py``; 2D 2048x2048
+   and a 3D volume). bioimageio.core prefers pytorch_state_dict and tiles with its default block parameter
+   (n=10); runner picks ONNX on CPU and sizes tiles from its memory budget.
 2. *same weights*: both tools with the same weight format and the same tile size (the vendored zoo model,
    fixed 512x512 with halo 32, ONNX and TorchScript), each compared with the floor: the bare network forward
    pass on the same number of tiles of the same shape. Overhead = time / floor - 1.
@@ -13,7 +13,8 @@ One run, same inputs for both tools, outputs compared (max absolute difference):
 4. *memory*: peak resident memory of ``runner predict`` for growing images (fresh process each), next to the
    size of the image and output arrays: the rest is bounded by the tile batch.
 
-Usage: ``.venv/bin/python benchmarks/bench_predict.py [--quick]`` (``--quick``: 1024x1024 and a smaller volume).
+Usage: ``.venv/bin/python benchmarks/bench_predict.py [--quick]`` (``--quick``: 1024x1024 and a smaller
+volume).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ZOO = ROOT / "zoo_packages" / "third_party" / "unet2d_nuclei_broad"
 
 
 def synthetic_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """A nuclei-like float32 image ``(1, *shape)``: a rendered patch of touching blobs, tiled with fresh noise."""
+    """A nuclei-like float32 image ``(1, *shape)``: a rendered patch of touching blobs, tiled, plus noise."""
     from runner.synthetic import random_blobs, render
 
     patch = (128,) * len(shape) if len(shape) == 2 else (32, 64, 64)
@@ -52,10 +53,24 @@ def build_unet_package(folder: Path, ndim: int) -> Path:
 
     kwargs = dict(arch="TinyUNet", arch_kwargs={"width": 16, "depth": 4 if ndim == 2 else 3}, out_channels=2)
     if ndim == 2:
-        return build_package(folder, ndim=2, halo=32, min_size=80, step=16, **kwargs,
-                             formats=("pytorch_state_dict", "torchscript", "onnx")).folder
-    return build_package(folder, ndim=3, halo=16, min_size=40, step=8, **kwargs,
-                         formats=("pytorch_state_dict", "torchscript", "onnx")).folder
+        return build_package(
+            folder,
+            ndim=2,
+            halo=32,
+            min_size=80,
+            step=16,
+            **kwargs,
+            formats=("pytorch_state_dict", "torchscript", "onnx"),
+        ).folder
+    return build_package(
+        folder,
+        ndim=3,
+        halo=16,
+        min_size=40,
+        step=8,
+        **kwargs,
+        formats=("pytorch_state_dict", "torchscript", "onnx"),
+    ).folder
 
 
 # ---------------------------------------------------------------------------------------------------- tools
@@ -73,8 +88,12 @@ def run_runner(package, image, *, weights=None, tile=None, device="cpu", trust_c
             t = time.perf_counter()
             out = next(iter(p.predict(image).values()))
             best = min(best, time.perf_counter() - t)
-        info = {"weights": p.weight_format, "tiles": p.last_run.n_tiles, "tile": p.last_run.tile_shape,
-                "batch": p.last_run.batch_size}
+        info = {
+            "weights": p.weight_format,
+            "tiles": p.last_run.n_tiles,
+            "tile": p.last_run.tile_shape,
+            "batch": p.last_run.batch_size,
+        }
     return out, best, t1 - t0, info
 
 
@@ -97,8 +116,11 @@ def run_bioimageio(package, image, *, weights=None, block_n=10, block_shape=None
     if block_shape:
         kwargs = {"input_block_shape": {tensor_id: dict(zip(spatial, block_shape, strict=True))}}
     else:
-        kwargs = {"blocksize_parameter": {(tensor_id, a): n for a, n in
-                                          block_params(descr, image.shape[1:], block_n).items()}}
+        kwargs = {
+            "blocksize_parameter": {
+                (tensor_id, a): n for a, n in block_params(descr, image.shape[1:], block_n).items()
+            }
+        }
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()
@@ -110,7 +132,7 @@ def run_bioimageio(package, image, *, weights=None, block_n=10, block_shape=None
 
 
 def block_params(descr, image_shape, block_n: int) -> dict[str, int]:
-    """bioimageio.core's block parameter per parameterized axis: its default ``n`` where the block fits the image,
+    """bioimageio.core's block parameter per parameterized axis: its default ``n`` where the block fits,
     else the largest ``n`` that does (its tiling refuses blocks larger than the image)."""
     axes = [a for a in descr.inputs[0].axes if a.type == "space"]
     out = {}
@@ -129,17 +151,27 @@ def bioimageio_blocks(package, image_shape, *, block_n=10, block_shape=None):
     axes = [a for a in descr.inputs[0].axes if a.type == "space"]
     if block_shape is None:
         ns = block_params(descr, image_shape, block_n)
-        block_shape = [a.size if isinstance(a.size, int) else a.size.min + ns[str(a.id)] * a.size.step
-                       for a in axes]
+        block_shape = [
+            a.size if isinstance(a.size, int) else a.size.min + ns[str(a.id)] * a.size.step for a in axes
+        ]
     halo = {str(a.id): a.halo for a in descr.outputs[0].axes if getattr(a, "halo", None)}
     shape = {str(a.id): s for a, s in zip(axes, image_shape, strict=True)}
-    n, _ = split_shape_into_blocks(shape, dict(zip(shape, block_shape, strict=True)),
-                                   {k: halo.get(k, 0) for k in shape})
+    n, _ = split_shape_into_blocks(
+        shape, dict(zip(shape, block_shape, strict=True)), {k: halo.get(k, 0) for k in shape}
+    )
     return n, tuple(block_shape)
 
 
-def bare_forward_seconds(package, fmt: str, tile: tuple[int, ...], n_calls: int, *, batch: int = 1,
-                         device: str = "cpu", repeats: int = 1) -> float:
+def bare_forward_seconds(
+    package,
+    fmt: str,
+    tile: tuple[int, ...],
+    n_calls: int,
+    *,
+    batch: int = 1,
+    device: str = "cpu",
+    repeats: int = 1,
+) -> float:
     """Floor: ``n_calls`` forward passes of a batch of tiles through the bare network (no tiling, no I/O);
     the best of ``repeats``."""
     from runner.inference import load_package
@@ -183,22 +215,67 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------------- rows
 
 
-def rows_defaults(pkg2d: Path, pkg3d: Path, img2d: np.ndarray, img3d: np.ndarray) -> list[dict]:
-    rows = []
-    for name, pkg, img in (("2D " + "x".join(map(str, img2d.shape[1:])), pkg2d, img2d),
-                           ("3D " + "x".join(map(str, img3d.shape[1:])), pkg3d, img3d)):
+def rows_defaults(pkg2d: Path, pkg3d: Path, img2d: np.ndarray, img3d: np.ndarray):
+    """Rows, and bioimageio.core's outputs keyed "2D"/"3D" (references for later rows)."""
+    rows, refs = [], {}
+    for name, pkg, img in (
+        ("2D " + "x".join(map(str, img2d.shape[1:])), pkg2d, img2d),
+        ("3D " + "x".join(map(str, img3d.shape[1:])), pkg3d, img3d),
+    ):
         ours, t_ours, load_ours, info = run_runner(pkg, img)
         log(f"runner {name}: {t_ours:.2f} s")
         theirs, t_bio, load_bio, binfo = run_bioimageio(pkg, img)
         log(f"bioimageio.core {name}: {t_bio:.2f} s")
+        refs[name[:2]] = theirs
         n_blocks, block = bioimageio_blocks(pkg, img.shape[1:])
-        rows.append({"case": f"defaults, U-Net {name}", "tool": "runner predict", "weights": info["weights"],
-                     "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))}", "seconds": t_ours,
-                     "load_s": load_ours, "max_abs_diff": max_diff(ours, theirs)})
-        rows.append({"case": f"defaults, U-Net {name}", "tool": "bioimageio.core", "weights": binfo["weights"],
-                     "tiles": f"{n_blocks} x {'x'.join(map(str, block))}", "seconds": t_bio, "load_s": load_bio,
-                     "max_abs_diff": 0.0, "speedup": t_bio / t_ours})
-    return rows
+        rows.append(
+            {
+                "case": f"defaults, U-Net {name}",
+                "tool": "runner predict",
+                "weights": info["weights"],
+                "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))}",
+                "seconds": t_ours,
+                "load_s": load_ours,
+                "max_abs_diff": max_diff(ours, theirs),
+            }
+        )
+        rows.append(
+            {
+                "case": f"defaults, U-Net {name}",
+                "tool": "bioimageio.core",
+                "weights": binfo["weights"],
+                "tiles": f"{n_blocks} x {'x'.join(map(str, block))}",
+                "seconds": t_bio,
+                "load_s": load_bio,
+                "max_abs_diff": 0.0,
+                "speedup": t_bio / t_ours,
+            }
+        )
+    return rows, refs
+
+
+def rows_big_tiles(
+    pkg3d: Path, img3d: np.ndarray, reference: np.ndarray | None, memory_mb: int = 8192
+) -> list[dict]:
+    """runner with a larger memory budget on the volume: fewer, larger tiles, less halo recomputation."""
+    from runner.inference import Predictor
+
+    with Predictor(pkg3d, device="cpu", memory_mb=memory_mb) as p:
+        t = time.perf_counter()
+        out = next(iter(p.predict(img3d).values()))
+        seconds = time.perf_counter() - t
+        run = p.last_run
+    diff = max_diff(out, reference) if reference is not None else float("nan")
+    return [
+        {
+            "case": f"U-Net 3D {'x'.join(map(str, img3d.shape[1:]))}, --memory-mb {memory_mb}",
+            "tool": "runner predict",
+            "weights": p.weight_format,
+            "tiles": f"{run.n_tiles} x {'x'.join(map(str, run.tile_shape))}",
+            "seconds": seconds,
+            "max_abs_diff": diff,
+        }
+    ]
 
 
 def rows_same_weights(img2d: np.ndarray, formats=("onnx", "torchscript"), repeats: int = 2) -> list[dict]:
@@ -206,20 +283,45 @@ def rows_same_weights(img2d: np.ndarray, formats=("onnx", "torchscript"), repeat
     rows = []
     for fmt in formats:
         ours, t_ours, _, info = run_runner(ZOO, img2d, weights=fmt, repeats=repeats)
-        floor_ours = bare_forward_seconds(ZOO, fmt, info["tile"], math.ceil(info["tiles"] / info["batch"]),
-                                          batch=info["batch"], repeats=repeats)
+        floor_ours = bare_forward_seconds(
+            ZOO,
+            fmt,
+            info["tile"],
+            math.ceil(info["tiles"] / info["batch"]),
+            batch=info["batch"],
+            repeats=repeats,
+        )
         log(f"runner {fmt}: {t_ours:.2f} s, floor {floor_ours:.2f} s")
         theirs, t_bio, _, _ = run_bioimageio(ZOO, img2d, weights=fmt, block_shape=(512, 512), repeats=repeats)
         n_blocks, block = bioimageio_blocks(ZOO, img2d.shape[1:], block_shape=(512, 512))
         floor_bio = bare_forward_seconds(ZOO, fmt, block, n_blocks, repeats=repeats)
         log(f"bioimageio.core {fmt}: {t_bio:.2f} s, floor {floor_bio:.2f} s")
         case = f"same weights ({fmt}), zoo unet2d_nuclei_broad {'x'.join(map(str, img2d.shape[1:]))}"
-        rows.append({"case": case, "tool": "runner predict", "weights": fmt,
-                     "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))}", "seconds": t_ours,
-                     "floor_s": floor_ours, "overhead": t_ours / floor_ours - 1, "max_abs_diff": max_diff(ours, theirs)})
-        rows.append({"case": case, "tool": "bioimageio.core", "weights": fmt,
-                     "tiles": f"{n_blocks} x {'x'.join(map(str, block))}", "seconds": t_bio, "floor_s": floor_bio,
-                     "overhead": t_bio / floor_bio - 1, "max_abs_diff": 0.0, "speedup": t_bio / t_ours})
+        rows.append(
+            {
+                "case": case,
+                "tool": "runner predict",
+                "weights": fmt,
+                "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))}",
+                "seconds": t_ours,
+                "floor_s": floor_ours,
+                "overhead": t_ours / floor_ours - 1,
+                "max_abs_diff": max_diff(ours, theirs),
+            }
+        )
+        rows.append(
+            {
+                "case": case,
+                "tool": "bioimageio.core",
+                "weights": fmt,
+                "tiles": f"{n_blocks} x {'x'.join(map(str, block))}",
+                "seconds": t_bio,
+                "floor_s": floor_bio,
+                "overhead": t_bio / floor_bio - 1,
+                "max_abs_diff": 0.0,
+                "speedup": t_bio / t_ours,
+            }
+        )
     return rows
 
 
@@ -235,11 +337,26 @@ def rows_gpu(pkg2d: Path, img2d: np.ndarray) -> list[dict]:
         kwargs = {"block_shape": (512, 512)} if block_n is None else {"block_n": block_n}
         theirs, t_bio, _, _ = run_bioimageio(pkg, img, weights="torchscript", device="cuda", **kwargs)
         case = f"GPU torchscript, {name} {'x'.join(map(str, img.shape[1:]))}"
-        rows.append({"case": case, "tool": "runner predict", "weights": "torchscript",
-                     "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))} (batch {info['batch']})",
-                     "seconds": t_ours, "max_abs_diff": max_diff(ours, theirs)})
-        rows.append({"case": case, "tool": "bioimageio.core", "weights": "torchscript", "seconds": t_bio,
-                     "max_abs_diff": 0.0, "speedup": t_bio / t_ours})
+        rows.append(
+            {
+                "case": case,
+                "tool": "runner predict",
+                "weights": "torchscript",
+                "tiles": f"{info['tiles']} x {'x'.join(map(str, info['tile']))} (batch {info['batch']})",
+                "seconds": t_ours,
+                "max_abs_diff": max_diff(ours, theirs),
+            }
+        )
+        rows.append(
+            {
+                "case": case,
+                "tool": "bioimageio.core",
+                "weights": "torchscript",
+                "seconds": t_bio,
+                "max_abs_diff": 0.0,
+                "speedup": t_bio / t_ours,
+            }
+        )
     return rows
 
 
@@ -270,12 +387,22 @@ def rows_memory(pkg2d: Path, sizes=(1024, 2048, 4096)) -> list[dict]:
     rows = []
     for n in sizes:
         code = _MEMORY_SCRIPT.format(root=str(ROOT), pkg=str(pkg2d), n=n, tile=(512, 512))
-        res = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                        check=True).stdout.strip().splitlines()[-1])
-        rows.append({"case": "memory", "tool": "runner predict", "image": f"{n}x{n}",
-                     "tiles": f"{res['tiles']} x {'x'.join(map(str, res['tile']))} (batch {res['batch']})",
-                     "seconds": res["seconds"], "peak_increase_mb": res["peak_mb"] - res["base_mb"],
-                     "image_and_outputs_mb": res["io_mb"]})
+        res = json.loads(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        rows.append(
+            {
+                "case": "memory",
+                "tool": "runner predict",
+                "image": f"{n}x{n}",
+                "tiles": f"{res['tiles']} x {'x'.join(map(str, res['tile']))} (batch {res['batch']})",
+                "seconds": res["seconds"],
+                "peak_increase_mb": res["peak_mb"] - res["base_mb"],
+                "image_and_outputs_mb": res["io_mb"],
+            }
+        )
     return rows
 
 
@@ -304,22 +431,43 @@ def main() -> None:
     n2, shape3 = (1024, (48, 128, 128)) if args.quick else (2048, (64, 256, 256))
     import torch
 
-    print(f"torch threads {torch.get_num_threads()}, CPU cores {__import__('os').cpu_count()}", file=sys.stderr)
+    print(
+        f"torch threads {torch.get_num_threads()}, CPU cores {__import__('os').cpu_count()}", file=sys.stderr
+    )
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         pkg2d = build_unet_package(Path(tmp) / "unet2d", 2)
         pkg3d = build_unet_package(Path(tmp) / "unet3d", 3)
         img2d, img3d = synthetic_image((n2, n2)), synthetic_image(shape3, seed=1)
-        rows = rows_defaults(pkg2d, pkg3d, img2d, img3d)
+        rows, refs = rows_defaults(pkg2d, pkg3d, img2d, img3d)
+        rows += rows_big_tiles(pkg3d, img3d, reference=refs["3D"])
         rows += rows_same_weights(img2d)
         rows += rows_gpu(pkg2d, img2d)
         mem = rows_memory(pkg2d, sizes=(1024, 2048) if args.quick else (1024, 2048, 4096))
     print("\n## runner predict vs bioimageio.core (seconds exclude model loading)\n")
-    print(markdown(rows, ["case", "tool", "weights", "tiles", "seconds", "load_s", "floor_s", "overhead",
-                          "speedup", "max_abs_diff"]))
+    print(
+        markdown(
+            rows,
+            [
+                "case",
+                "tool",
+                "weights",
+                "tiles",
+                "seconds",
+                "load_s",
+                "floor_s",
+                "overhead",
+                "speedup",
+                "max_abs_diff",
+            ],
+        )
+    )
     print("\n## peak memory of runner predict (fresh process per image; tiles <= 512, batch 2, ONNX)\n")
     print(markdown(mem, ["image", "tiles", "seconds", "image_and_outputs_mb", "peak_increase_mb"]))
-    print("\npeak_increase_mb: resident memory added while predicting (after a warm-up); it holds the image, its "
-          "preprocessed and padded copies, the outputs, and the network's activations for one batch of tiles.")
+    print(
+        "\npeak_increase_mb: resident memory added while predicting (after a warm-up); it holds the image, "
+        "its "
+        "preprocessed and padded copies, the outputs, and the network's activations for one batch of tiles."
+    )
 
 
 if __name__ == "__main__":

@@ -240,45 +240,51 @@ def _read_inputs(job: Job, options: PredictOptions):
 
 
 def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
-    from runner.io import write_image, write_labels
-
+    """Predict one job, then write its files (all computed first: a failure leaves nothing of this image)."""
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
     outputs = predictor.predict(
         {k: im.data for k, im in images.items()}, progress=progress.tiles, where=first.info.path
     )
+    result: dict = {"resolution": resolution, "shape": first.data.shape[1:]}
+    labels = table = None
+    if post.choice is not None:
+        labels = _instances(outputs, first.data, post, options, resolution, where=first.info.path)
+        if gt is not None:
+            from runner.metrics import evaluate_image
+
+            overlapping = labels.ndim != first.ndim
+            result["metrics"] = evaluate_image(gt, labels, name=job.name, overlapping=overlapping)
+        if options.measure and labels.ndim == first.ndim:
+            from runner.measure import measure_labels
+
+            table = measure_labels(labels, image=first.data, resolution=resolution)
+    _write_outputs(
+        job.name, out, outputs, labels, table, options, post, ndim=first.ndim, resolution=resolution
+    )
+    return result
+
+
+def _write_outputs(
+    name, out: Path, outputs, labels, table, options, post: _Post, *, ndim, resolution
+) -> None:
+    from runner.io import write_image, write_labels, write_tiff
+
     if options.save_probabilities or post.choice is None:
         for oid, arr in outputs.items():
             sub = out / "probabilities" if len(outputs) == 1 else out / "probabilities" / oid
             sub.mkdir(parents=True, exist_ok=True)
-            write_image(sub / f"{job.name}.tif", arr.astype(np.float32, copy=False), resolution=resolution)
-    result: dict = {"resolution": resolution, "shape": first.data.shape[1:]}
-    if post.choice is None:
-        return result
-    labels = _instances(outputs, first.data, post, options, resolution, where=first.info.path)
-    (out / "instances").mkdir(exist_ok=True)
-    if labels.ndim == first.ndim:
-        write_labels(out / "instances" / f"{job.name}.tif", labels, resolution=resolution)
-    else:  # overlapping objects: one plane per object
-        from runner.io import write_tiff
-
-        write_tiff(
-            out / "instances" / f"{job.name}.tif",
-            labels,
-            axes="c" + "zyx"[-first.ndim :],
-            resolution=resolution,
-        )
-    if gt is not None:
-        from runner.metrics import evaluate_image
-
-        result["metrics"] = evaluate_image(gt, labels, name=job.name, overlapping=labels.ndim != first.ndim)
-    if options.measure and labels.ndim == first.ndim:
-        from runner.measure import measure_labels
-
+            write_image(sub / f"{name}.tif", arr.astype(np.float32, copy=False), resolution=resolution)
+    if labels is not None:
+        (out / "instances").mkdir(exist_ok=True)
+        if labels.ndim == ndim:
+            write_labels(out / "instances" / f"{name}.tif", labels, resolution=resolution)
+        else:  # overlapping objects: one plane per object
+            axes = "c" + "zyx"[-ndim:]
+            write_tiff(out / "instances" / f"{name}.tif", labels, axes=axes, resolution=resolution)
+    if table is not None:
         (out / "measurements").mkdir(exist_ok=True)
-        table = measure_labels(labels, image=first.data, resolution=resolution)
-        table.to_csv(out / "measurements" / f"{job.name}.csv")
-    return result
+        table.to_csv(out / "measurements" / f"{name}.csv")
 
 
 def _read_gt(job: Job, first) -> np.ndarray:
