@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
+DEMO_MODEL ?= zoo_packages/third_party/unet2d_nuclei_broad
+DEMO_ARGS ?= --postprocess fg_watershed
 demo: $(STAMP)
-	$(PY) -m runner demo
+	$(VENV)/bin/runner predict $(DEMO_MODEL) --input zoo_packages/examples/dsb2018/x \
+		--gt zoo_packages/examples/dsb2018/y --output demo_output $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
