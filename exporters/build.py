@@ -1,0 +1,222 @@
+"""``export_package``: trained run -> validated bioimage.io package (``.zip`` or folder), or nothing.
+
+Steps, all inside a temporary build folder: weights (each format checked against the eager network), the
+test crop of a real validation image and its outputs, validation metrics, cover and README, the rdf (built
+with bioimageio.spec's classes, then written in the 0.5.4 form), the zip. The zip (or folder) is tested
+offline with bioimageio.core and with bmz-runner's own check *before* it is renamed into place; if a test
+fails, nothing is written and :class:`PackageInvalid` carries the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runner.errors import UserError
+
+from exporters.checks import PackageReport, check_package
+from exporters.options import ExportContext, ExportOptions, display_name
+
+
+class PackageInvalid(UserError):
+    """The built package failed a test; nothing was written. ``report`` says which and why."""
+
+    def __init__(self, report: PackageReport, out: Path):
+        super().__init__(
+            f"the package failed validation, nothing written: {report.reasons()}",
+            path=out,
+            hint="see the report above; `runner export --debug` keeps the traceback",
+        )
+        self.report = report
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_package` wrote."""
+
+    path: Path
+    name: str
+    weights: list[str]
+    report: PackageReport
+    validation: dict
+    """The validation metrics written into the README and ``config.runner``."""
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not out.parent.is_dir():
+        raise UserError(
+            "the output folder does not exist", path=out.parent, hint="create it first or pick another --out"
+        )
+    if out.exists() and not overwrite:
+        raise UserError("the output already exists", path=out, hint="pass --overwrite to replace it")
+    if out.exists() and out.is_dir() and out.suffix.lower() == ".zip":
+        raise UserError("the output is a folder named .zip", path=out)
+
+
+def _sizes(ctx: ExportContext) -> None:
+    from exporters.rdf import input_size_rule
+
+    rule = ctx.meta["size_rule"]
+    ctx.halo = tuple(int(h) for h in ctx.meta["halo"])
+    ctx.input_min, ctx.input_step = input_size_rule(rule["min"], rule["step"], ctx.halo)
+
+
+def _weights(ctx: ExportContext) -> None:
+    from runner.models import architecture_source
+
+    from exporters.weights import WriteRequest, write_weights
+
+    source, class_name = architecture_source(ctx.recipe.model)
+    request = WriteRequest(
+        ndim=ctx.ndim,
+        in_channels=ctx.recipe.input_channels,
+        probe_shape=tuple(m + s for m, s in zip(ctx.input_min, ctx.input_step, strict=True)),
+        architecture=source,
+        class_name=class_name,
+        kwargs=dict(ctx.meta["architecture"]["kwargs"]),
+        opset=ctx.options.opset,
+    )
+    ctx.weights = write_weights(ctx.run.model, ctx.folder, list(ctx.options.weights), request)
+
+
+def _test_data(ctx: ExportContext) -> None:
+    import torch
+
+    from runner.postprocessing import run_postprocessor
+    from runner.training.preprocess import normalize
+
+    from exporters.evaluation import evaluate_run
+    from exporters.samples import cut_test_sample, run_data, write_test_tensors
+
+    data = run_data(ctx.meta, data_dir=ctx.options.data_dir, where=ctx.run.path)
+    sample = cut_test_sample(data.pairs, ctx.input_min, ctx.input_step, ndim=ctx.ndim, axes=ctx.recipe.data.axes)
+    x = normalize(sample.image, ctx.recipe.preprocessing)
+    with torch.no_grad():
+        sample.output = ctx.run.model(torch.from_numpy(x[None]))[0].numpy().astype(np.float32)
+    ctx.sample = sample
+    ctx.files.update(write_test_tensors(sample, ctx.folder))
+    pp = ctx.recipe.postprocessing
+    n_code = ctx.recipe.n_code_channels
+    ctx.instances = run_postprocessor(
+        pp.name, sample.output[:n_code], pp.params, resolution=ctx.recipe.targets.options.resolution
+    )
+    ctx.validation = evaluate_run(
+        ctx.run, data, max_images=ctx.options.max_validation_images, progress=ctx.options.progress
+    )
+
+
+def _docs(ctx: ExportContext) -> None:
+    from runner.io import write_text_atomic
+
+    from exporters.cover import write_cover
+    from exporters.docs import readme_text
+
+    ctx.files["cover"] = write_cover(
+        ctx.folder / "cover.png",
+        ctx.sample.image,
+        ctx.sample.output,
+        list(ctx.meta["channel_names"]),
+        ctx.instances,
+    )
+    ctx.files["documentation"] = ctx.folder / "README.md"
+    write_text_atomic(ctx.files["documentation"], readme_text(ctx))
+
+
+def _rdf(ctx: ExportContext) -> Path:
+    from exporters.compat import write_compatible_rdf
+    from exporters.config import package_config
+    from exporters.rdf import build_model_descr
+
+    descr = build_model_descr(ctx, package_config(ctx))
+    users = [a.github_user for a in ctx.recipe.export.authors if a.github_user]
+    return write_compatible_rdf(descr, ctx.folder, github_users=users)
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    """Zip every file of ``folder`` (flat package layout, rdf first) into ``target``."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name != "rdf.yaml", str(p)))
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            zf.write(p, p.relative_to(folder).as_posix())
+    return target
+
+
+def build_folder(ctx: ExportContext) -> Path:
+    """Every file of the package in ``ctx.folder``; returns the rdf path."""
+    _sizes(ctx)
+    _weights(ctx)
+    _test_data(ctx)
+    _docs(ctx)
+    return _rdf(ctx)
+
+
+def export_package(run: str | Path, out: str | Path, options: ExportOptions | None = None, **kwargs) -> ExportResult:
+    """Export a trained run (folder or checkpoint) as a bioimage.io package at ``out``.
+
+    Parameters
+    ----------
+    run : run folder (``checkpoints/best.pt`` or ``last.pt`` inside) or a checkpoint file.
+    out : ``PATH.zip`` for a zip, any other path for a package folder. Its parent folder must exist.
+    options : :class:`ExportOptions`; keyword arguments build one instead (``weights=``, ``name=``, ...).
+
+    Raises
+    ------
+    UserError
+        No checkpoint, missing data, a network a weight format cannot express, an invalid description, or
+        :class:`PackageInvalid` when the built package fails bioimageio.core's test or ours.
+    """
+    from runner.training import load_run
+
+    options = options or ExportOptions(**kwargs)
+    out = Path(out)
+    _check_out(out, options.overwrite)
+    loaded = load_run(run, which=options.checkpoint)
+    with tempfile.TemporaryDirectory(prefix="bmz-export-") as tmp:
+        folder = Path(tmp) / "package"
+        folder.mkdir()
+        ctx = ExportContext(
+            folder=folder,
+            options=options,
+            run=loaded,
+            name=options.name or display_name(loaded.recipe.name),
+            package_name=out.name,
+        )
+        build_folder(ctx)
+        report = _publish(folder, out)
+    return ExportResult(
+        path=out, name=ctx.name, weights=list(ctx.weights), report=report, validation=ctx.validation.metrics
+    )
+
+
+def _publish(folder: Path, out: Path) -> PackageReport:
+    """Zip (or copy) ``folder`` to a hidden sibling of ``out``, test it, then rename it into place.
+
+    The sibling keeps the ``.zip`` suffix (tools recognise packages by it) and is removed on any failure.
+    """
+    import os
+    import uuid
+
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{out.suffix}")
+    try:
+        if out.suffix.lower() == ".zip":
+            zip_folder(folder, tmp)
+        else:
+            shutil.copytree(folder, tmp)
+        report = check_package(tmp, trust_code=True)
+        if not report.passed:
+            raise PackageInvalid(report, out)
+        report.source = out
+        if out.is_dir():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+    return report

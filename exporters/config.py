@@ -1,0 +1,133 @@
+"""The rdf's ``config``: ``runner`` (how to get instances), ``bioimageio`` (tolerances), ``deepimagej``.
+
+``config.runner`` is what ``runner predict`` reads (``targets``, ``postprocessing``) plus the provenance a
+reader needs to trust and reproduce the model: the resolved training recipe, the checkpoint, the validation
+metrics and where the test tensor was cut from.
+"""
+
+from __future__ import annotations
+
+import math
+
+from exporters.options import INPUT_ID, OUTPUT_ID, ExportContext
+
+FORMAT = "bmz-runner.package/1"
+
+
+def _plain(value):
+    """JSON/YAML-safe copy: NaN/inf become None, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def runner_config(ctx: ExportContext) -> dict:
+    """``config.runner``."""
+    import runner
+
+    rec, meta = ctx.recipe, ctx.meta
+    val = ctx.validation
+    sample = ctx.sample
+    data = meta.get("data") or {}
+    return _plain(
+        {
+            "format": FORMAT,
+            "version": runner.__version__,
+            "targets": {
+                "code": meta["target_code"],
+                "channels": meta["channel_specs"],
+                "options": rec.targets.options.model_dump(mode="json"),
+                "n_classes": rec.targets.n_classes,
+            },
+            "channel_names": list(meta["channel_names"]),
+            "postprocessing": {"name": rec.postprocessing.name, "params": dict(rec.postprocessing.params)},
+            "resolution": rec.targets.options.resolution,
+            "input_tensor": INPUT_ID,
+            "output_tensor": OUTPUT_ID,
+            "size_rule": meta["size_rule"],
+            "halo": list(ctx.halo),
+            "receptive_field": meta["receptive_field"],
+            "training": {
+                "checkpoint": ctx.options.checkpoint,
+                "iteration": meta.get("iteration"),
+                "total_iterations": meta.get("total_iterations"),
+                "best": meta.get("best"),
+                "data_dir": data.get("data_dir"),
+                "n_train_images": len(data.get("train_images") or []),
+                "n_val_images": len(data.get("val_images") or []),
+                "versions": meta.get("versions"),
+            },
+            "validation": {
+                "role": val.role,
+                "source": val.source,
+                "n_images": val.n_images,
+                "images": val.names,
+                "metrics": val.metrics,
+                "method": "whole images, post-processor above, runner.metrics pooled over images",
+            },
+            "test_tensor": {
+                "image": sample.name,
+                "origin": list(sample.origin),
+                "shape": list(sample.labels.shape),
+                "padded": list(sample.padded),
+            },
+            "recipe": rec.model_dump(mode="json"),
+        }
+    )
+
+
+def bioimageio_config(ctx: ExportContext) -> dict:
+    """``config.bioimageio``: one reproducibility tolerance for every output and weight format."""
+    o = ctx.options
+    return {
+        "reproducibility_tolerance": [
+            {
+                "relative_tolerance": float(o.relative_tolerance),
+                "absolute_tolerance": float(o.absolute_tolerance),
+                "mismatched_elements_per_million": float(o.mismatched_elements_per_million),
+            }
+        ]
+    }
+
+
+def deepimagej_config(ctx: ExportContext) -> dict:
+    """``config.deepimagej``: tiling allowed (deepImageJ assumes false when the key is missing)."""
+    sample = ctx.sample
+    size = " x ".join(str(s) for s in reversed((*sample.labels.shape,)))
+    return {
+        "pyramidal_model": False,
+        "allow_tiling": True,
+        "model_keys": None,
+        "prediction": {"preprocess": [{"spec": None}], "postprocess": [{"spec": None}]},
+        "test_information": {
+            "inputs": [
+                {
+                    "name": ctx.files["test_input"].name,
+                    "size": f"{size} x {sample.image.shape[0]}",
+                    "pixel_size": {a: 1.0 for a in ctx.spatial_axes},
+                }
+            ],
+            "outputs": [
+                {
+                    "name": ctx.files["test_output"].name,
+                    "size": f"{size} x {sample.output.shape[0]}",
+                    "type": "image",
+                }
+            ],
+            "memory_peak": None,
+            "runtime": None,
+        },
+    }
+
+
+def package_config(ctx: ExportContext) -> dict:
+    """The whole ``config`` mapping."""
+    return {
+        "bioimageio": bioimageio_config(ctx),
+        "runner": runner_config(ctx),
+        "deepimagej": deepimagej_config(ctx),
+    }

@@ -1,0 +1,184 @@
+"""The package's ``README.md``: what the model does, how to run it, and a ``# Validation`` section.
+
+bioimage.io asks for a '# Validation' section describing how to validate the model quantitatively on unseen
+data; ours gives the data, the numbers (from :mod:`exporters.evaluation`) and the command reproducing them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from exporters.options import ExportContext
+
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _channels(ctx: ExportContext) -> list[str]:
+    from exporters.rdf import output_ranges
+
+    specs = {s["name"]: s for s in ctx.meta["channel_specs"]}
+    acts = list(ctx.meta["activations"])
+    lines = ["| channel | activation | output range | meaning |", "|---|---|---|---|"]
+    for name, act, rng in zip(ctx.meta["channel_names"], acts, output_ranges(acts), strict=True):
+        spec = specs.get(name, {})
+        shown = "unbounded" if rng == (None, None) else f"[{rng[0]:g}, {rng[1]:g}]"
+        if spec.get("value_range") and rng == (None, None):
+            lo, hi = spec["value_range"]
+            shown += f" (trained towards [{lo:g}, {hi:g}])"
+        meaning = spec.get("description") or ("class probability" if act == "softmax" else "")
+        lines.append(f"| {name} | {act} | {shown} | {meaning} |")
+    return lines
+
+
+def _input(ctx: ExportContext) -> list[str]:
+    pre = ctx.meta["preprocessing"]["recipe"]
+    kw = ", ".join(f"{k}={v}" for k, v in pre.items() if k != "name")
+    axes = "".join(ctx.spatial_axes)
+    return [
+        f"- axes `bc{axes}` (batch, channel, {', '.join(ctx.spatial_axes)}), "
+        f"{ctx.recipe.input_channels} channel(s), float32",
+        f"- valid sizes per axis ({axes}): `min + n*step` with min {list(ctx.input_min)} and step "
+        f"{list(ctx.input_step)}; output sized like the input",
+        f"- halo {list(ctx.halo)} px per side (covers the receptive field {ctx.meta['receptive_field']}): "
+        "tiles that crop it reproduce the whole-image output",
+        f"- preprocessing inside the package: `{pre['name']}` ({kw}), statistics of the whole image per channel",
+    ]
+
+
+def _usage(ctx: ExportContext) -> list[str]:
+    pp = ctx.recipe.postprocessing
+    params = ", ".join(f"{k}={v}" for k, v in pp.params.items()) or "defaults"
+    return [
+        "## How to use",
+        "",
+        "Instances from a folder of images with bmz-runner (tiled, CPU or GPU):",
+        "",
+        "```bash",
+        f"runner predict {ctx.package_name} --input images/ --output results/",
+        "```",
+        "",
+        f"This runs the network, then the post-processor `{pp.name}` ({params}) stored under "
+        "`config.runner.postprocessing`. Any bioimage.io consumer (bioimageio.core / ilastik, deepImageJ, "
+        "QuPath) runs the network itself; the outputs are the channels above.",
+        "",
+        "```bash",
+        f"bioimageio test {ctx.package_name}         # reproduce the test outputs",
+        f"runner test {ctx.package_name}             # the same, offline, plus bmz-runner's own check",
+        "```",
+    ]
+
+
+def _validation(ctx: ExportContext) -> list[str]:
+    val = ctx.validation
+    rec = ctx.recipe
+    src = val.source
+    role = "validation" if val.role == "validation" else "training (the run had no validation images)"
+    names = ", ".join(val.names[:6]) + (", ..." if len(val.names) > 6 else "")
+    lines = [
+        "# Validation",
+        "",
+        f"**Data.** {val.n_images} {role} image(s) from `{src}` ({names}), never used for the weight "
+        "updates" + ("" if val.role == "validation" else " - here they were, so the numbers are optimistic")
+        + ".",
+        "",
+        f"**Method.** Each image is predicted whole (reflection-padded to a valid size), turned into "
+        f"instances by `{rec.postprocessing.name}` with the packaged params, and matched to its labels with "
+        "bmz-runner's metrics (StarDist-style optimal matching; counts pooled over the images).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, value in val.metrics.items():
+        lines.append(f"| {val.labels.get(key, key)} | {_fmt(value)} |")
+    res = rec.targets.options.resolution
+    res_arg = f" --resolution {','.join(str(r) for r in res)}" if res else ""
+    lines += [
+        "",
+        "**Reproduce** (tiled prediction may change the last digit at image borders):",
+        "",
+        "```bash",
+        f"runner predict {ctx.package_name} --input {src}/x --output val_results/ --gt {src}/y{res_arg}",
+        "```",
+    ]
+    return lines
+
+
+def _training(ctx: ExportContext) -> list[str]:
+    meta, rec = ctx.meta, ctx.recipe
+    best = meta.get("best") or {}
+    data = meta.get("data") or {}
+    line = f"- recipe `{rec.name}` ({rec.dims}D U-Net, depth {rec.model.depth}, {rec.model.features} features)"
+    out = [
+        "## Training",
+        "",
+        line,
+        f"- checkpoint `{ctx.options.checkpoint}`: iteration {meta.get('iteration')} of "
+        f"{meta.get('total_iterations')}"
+        + (f"; best {best.get('metric')} {_fmt(best.get('value'))} at {best.get('iteration')}" if best else ""),
+        f"- data: {len(data.get('train_images') or [])} training image(s) from `{data.get('train', '?')}`",
+    ]
+    if rec.export.training_data:
+        out.append(f"- training data: {rec.export.training_data}")
+    out.append("- the resolved recipe is under `config.runner.recipe`")
+    return out
+
+
+def _test_tensor(ctx: ExportContext) -> list[str]:
+    s = ctx.sample
+    pad = f", reflection-padded by {list(s.padded)} px" if any(s.padded) else ""
+    return [
+        "## Test tensors",
+        "",
+        f"`test_input.npy` is a {list(s.labels.shape)} crop at {list(s.origin)} of the {ctx.validation.role} "
+        f"image `{s.name}`{pad}; `test_output.npy` is the network's output for it. Weights: "
+        + ", ".join(f"`{k}`" + (f" (from {w.parent})" if w.parent else " (original)") for k, w in ctx.weights.items())
+        + ".",
+    ]
+
+
+def readme_text(ctx: ExportContext) -> str:
+    """The whole README."""
+    rec = ctx.recipe
+    from exporters.rdf import description
+
+    desc = description(ctx)
+    cites = [f"- {c.text}" + (f" doi:{c.doi}" if c.doi else f" {c.url}" if c.url else "") for c in rec.export.citations]
+    authors = ", ".join(a.name for a in rec.export.authors) or "bmz-runner developers"
+    lines = [
+        f"# {ctx.name}",
+        "",
+        desc,
+        "",
+        "![cover](cover.png)",
+        "",
+        "## Outputs",
+        "",
+        *_channels(ctx),
+        "",
+        "## Input",
+        "",
+        *_input(ctx),
+        "",
+        *_usage(ctx),
+        "",
+        *_training(ctx),
+        "",
+        *_test_tensor(ctx),
+        "",
+        *_validation(ctx),
+        "",
+        "## Authors, license, citations",
+        "",
+        f"Authors: {authors}. License: {rec.export.license}.",
+        "",
+        *(cites or ["- see `cite` in rdf.yaml"]),
+        "",
+    ]
+    return "\n".join(lines)

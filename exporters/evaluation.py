@@ -1,0 +1,95 @@
+"""Validation metrics of the exported network, for the package's README and ``config.runner``.
+
+Each validation image is predicted whole (reflection-padded to a valid size, as during training), turned into
+instances by the recipe's post-processor with its params, and matched against its labels with
+:mod:`runner.metrics`; the numbers are pooled over the images (TP, FP and FN summed before the ratios).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HEADLINE = (
+    ("accuracy", 0.5, "accuracy@0.5 (TP/(TP+FP+FN), DSB2018 'AP')"),
+    ("f1", 0.5, "F1@0.5"),
+    ("precision", 0.5, "precision@0.5"),
+    ("recall", 0.5, "recall@0.5"),
+    ("panoptic_quality", 0.5, "panoptic quality@0.5"),
+    ("mean_matched_iou", 0.5, "mean IoU of matched objects@0.5"),
+    ("accuracy", 0.75, "accuracy@0.75"),
+)
+
+
+@dataclass
+class ValidationReport:
+    """Metrics of the network + post-processor on the run's validation images."""
+
+    n_images: int
+    names: list[str]
+    source: str
+    role: str
+    """``validation`` or ``training`` (a run trained without validation images)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Headline numbers keyed like ``accuracy@0.5``, plus ``av_ap_50_95``, ``aji``, ``n_gt``, ``n_pred``."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Human-readable name of each metric key."""
+    seconds: float = 0.0
+
+
+def evaluate_run(run, data, *, max_images: int | None = None, progress: bool = False) -> ValidationReport:
+    """Predict, post-process and score the images of ``data`` (:class:`exporters.samples.RunData`).
+
+    Parameters
+    ----------
+    run : :class:`runner.training.LoadedRun`.
+    data : the run's validation pairs.
+    max_images : score at most this many (the first in name order); None = all.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from runner.io import read_image, read_labels
+    from runner.metrics import evaluate_image, summarize
+    from runner.postprocessing import run_postprocessor
+
+    start = time.perf_counter()
+    recipe = run.recipe
+    pp = recipe.postprocessing
+    resolution = recipe.targets.options.resolution
+    n_code = recipe.n_code_channels
+    pairs = data.pairs[:max_images] if max_images else data.pairs
+    scored = []
+    for pair in tqdm(pairs, desc="validation metrics", unit="img", disable=not progress, leave=False):
+        image = read_image(pair.image, axes=recipe.data.axes)
+        gt = read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data
+        out = run.predict(image.data)
+        labels = run_postprocessor(pp.name, out[:n_code], pp.params, resolution=resolution)
+        scored.append(evaluate_image(gt, labels, thresholds=(0.5, 0.75), name=pair.name))
+    summary = summarize(scored)
+    pooled = summary["pooled"]
+    rows = {float(r["iou"]): r for r in pooled["per_threshold"]}
+    metrics: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    for key, iou, text in HEADLINE:
+        metrics[f"{key}@{iou:g}"] = float(rows[iou][key])
+        labels[f"{key}@{iou:g}"] = text
+    metrics["av_ap_50_95"] = float(pooled["av_ap_50_95_05"])
+    labels["av_ap_50_95"] = "mean accuracy over IoU 0.50:0.05:0.95"
+    metrics["aji"] = float(pooled["aji"])
+    labels["aji"] = "aggregated Jaccard index (AJI)"
+    metrics["n_true"] = float(rows[0.5]["tp"] + rows[0.5]["fn"])
+    metrics["n_predicted"] = float(rows[0.5]["tp"] + rows[0.5]["fp"])
+    labels["n_true"], labels["n_predicted"] = "objects in the labels", "predicted objects"
+    metrics = {k: (float(v) if np.isfinite(v) else float("nan")) for k, v in metrics.items()}
+    return ValidationReport(
+        n_images=len(pairs),
+        names=[p.name for p in pairs],
+        source=data.source,
+        role=data.role,
+        metrics=metrics,
+        labels=labels,
+        seconds=time.perf_counter() - start,
+    )
