@@ -28,9 +28,9 @@ class PackageInvalid(UserError):
 
     def __init__(self, report: PackageReport, out: Path):
         super().__init__(
-            f"the package failed validation, nothing written: {report.reasons()}",
+            f"the package failed validation, nothing written: {report.reasons(limit=2)}",
             path=out,
-            hint="see the report above; `runner export --debug` keeps the traceback",
+            hint="the full report is printed above",
         )
         self.report = report
 
@@ -66,6 +66,13 @@ def _sizes(ctx: ExportContext) -> None:
     ctx.input_min, ctx.input_step = input_size_rule(rule["min"], rule["step"], ctx.halo)
 
 
+def _probe_shape(ctx: ExportContext) -> tuple[int, ...]:
+    """A small valid input shape (>= 32 px in 2D, 16 in 3D) for the export and the format agreement check."""
+    rule = ctx.meta["size_rule"]
+    want = 32 if ctx.ndim == 2 else 16
+    return tuple(m + max(0, -(-(want - m) // s)) * s for m, s in zip(rule["min"], rule["step"], strict=True))
+
+
 def _weights(ctx: ExportContext) -> None:
     from runner.models import architecture_source
 
@@ -75,7 +82,7 @@ def _weights(ctx: ExportContext) -> None:
     request = WriteRequest(
         ndim=ctx.ndim,
         in_channels=ctx.recipe.input_channels,
-        probe_shape=tuple(m + s for m, s in zip(ctx.input_min, ctx.input_step, strict=True)),
+        probe_shape=_probe_shape(ctx),
         architecture=source,
         class_name=class_name,
         kwargs=dict(ctx.meta["architecture"]["kwargs"]),
@@ -209,6 +216,7 @@ def _publish(folder: Path, out: Path) -> PackageReport:
             shutil.copytree(folder, tmp)
         report = check_package(tmp, trust_code=True)
         if not report.passed:
+            report.source = out
             raise PackageInvalid(report, out)
         report.source = out
         if out.is_dir():

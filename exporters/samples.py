@@ -180,8 +180,16 @@ def write_test_tensors(sample: TestSample, folder: Path) -> dict[str, Path]:
     spatial = "ZYX"[-ndim:]
     img = sample.image[0] if sample.image.shape[0] == 1 else sample.image
     tifffile.imwrite(
-        files["sample_input"], img, metadata={"axes": spatial if img.ndim == ndim else "C" + spatial}
+        files["sample_input"],
+        img,
+        photometric="minisblack",
+        metadata={"axes": spatial if img.ndim == ndim else "C" + spatial},
     )
-    tifffile.imwrite(files["sample_output"], sample.output.astype(np.float32), metadata={"axes": "C" + spatial})
+    tifffile.imwrite(
+        files["sample_output"],
+        sample.output.astype(np.float32),
+        photometric="minisblack",
+        metadata={"axes": "C" + spatial},
+    )
     sample.files = files
     return files

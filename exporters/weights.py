@@ -11,7 +11,10 @@ bioimage.io consumers import it on its own, without bmz-runner installed.
 from __future__ import annotations
 
 import ast
+import contextlib
+import os
 import re
+import tempfile
 import shutil
 import sys
 import warnings
@@ -133,7 +136,9 @@ def write_torchscript(model, folder: Path) -> WeightsFile:
     import torch
 
     try:
-        scripted = torch.jit.script(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 flags TorchScript as deprecated
+            scripted = torch.jit.script(model)
     except Exception as exc:  # torch.jit.frontend errors name the unsupported construct
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
@@ -159,6 +164,31 @@ def unsupported_operator(message: str) -> str | None:
     return m.group(1) if m else None
 
 
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Silence what native code prints on stdout/stderr (torch dumps its IR graph when an export fails)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = []
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no real file descriptors (embedded interpreter): leave output alone
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def write_onnx(model, folder: Path, *, ndim: int, in_channels: int, sizes: tuple[int, ...], opset: int = 17,
                input_name: str = "raw", output_name: str = "prediction") -> WeightsFile:
     """``weights.onnx`` with the classic exporter (``dynamo=False``); batch and spatial axes dynamic.
@@ -174,7 +204,7 @@ def write_onnx(model, folder: Path, *, ndim: int, in_channels: int, sizes: tuple
     dummy = torch.zeros((1, in_channels, *sizes), dtype=torch.float32)
     path = folder / FILE_NAMES["onnx"]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_native_output():
             warnings.simplefilter("ignore")  # the classic exporter's deprecation notice
             torch.onnx.export(
                 model,
@@ -269,7 +299,9 @@ def run_format(wf: WeightsFile, x: np.ndarray, request: WriteRequest) -> np.ndar
         sess = ort.InferenceSession(str(wf.path), providers=["CPUExecutionProvider"])
         return sess.run(None, {sess.get_inputs()[0].name: x})[0]
     if wf.format == "torchscript":
-        net = torch.jit.load(str(wf.path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(wf.path), map_location="cpu").eval()
     else:
         net = _import_architecture(wf)
         net.load_state_dict(torch.load(wf.path, map_location="cpu", weights_only=True))
