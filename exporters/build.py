@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runner.errors import UserError
-
 from exporters.checks import PackageReport, check_package
 from exporters.options import ExportContext, ExportOptions, display_name
+from runner.errors import UserError
 
 
 class PackageInvalid(UserError):
@@ -74,9 +73,8 @@ def _probe_shape(ctx: ExportContext) -> tuple[int, ...]:
 
 
 def _weights(ctx: ExportContext) -> None:
-    from runner.models import architecture_source
-
     from exporters.weights import WriteRequest, write_weights
+    from runner.models import architecture_source
 
     source, class_name = architecture_source(ctx.recipe.model)
     request = WriteRequest(
@@ -94,14 +92,15 @@ def _weights(ctx: ExportContext) -> None:
 def _test_data(ctx: ExportContext) -> None:
     import torch
 
+    from exporters.evaluation import evaluate_run
+    from exporters.samples import cut_test_sample, run_data, write_test_tensors
     from runner.postprocessing import run_postprocessor
     from runner.training.preprocess import normalize
 
-    from exporters.evaluation import evaluate_run
-    from exporters.samples import cut_test_sample, run_data, write_test_tensors
-
     data = run_data(ctx.meta, data_dir=ctx.options.data_dir, where=ctx.run.path)
-    sample = cut_test_sample(data.pairs, ctx.input_min, ctx.input_step, ndim=ctx.ndim, axes=ctx.recipe.data.axes)
+    sample = cut_test_sample(
+        data.pairs, ctx.input_min, ctx.input_step, ndim=ctx.ndim, axes=ctx.recipe.data.axes
+    )
     x = normalize(sample.image, ctx.recipe.preprocessing)
     with torch.no_grad():
         sample.output = ctx.run.model(torch.from_numpy(x[None]))[0].numpy().astype(np.float32)
@@ -118,10 +117,9 @@ def _test_data(ctx: ExportContext) -> None:
 
 
 def _docs(ctx: ExportContext) -> None:
-    from runner.io import write_text_atomic
-
     from exporters.cover import write_cover
     from exporters.docs import readme_text
+    from runner.io import write_text_atomic
 
     ctx.files["cover"] = write_cover(
         ctx.folder / "cover.png",
@@ -146,7 +144,9 @@ def _rdf(ctx: ExportContext) -> Path:
 
 def zip_folder(folder: Path, target: Path) -> Path:
     """Zip every file of ``folder`` (flat package layout, rdf first) into ``target``."""
-    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name != "rdf.yaml", str(p)))
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name != "rdf.yaml", str(p))
+    )
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for p in files:
             zf.write(p, p.relative_to(folder).as_posix())
@@ -162,7 +162,9 @@ def build_folder(ctx: ExportContext) -> Path:
     return _rdf(ctx)
 
 
-def export_package(run: str | Path, out: str | Path, options: ExportOptions | None = None, **kwargs) -> ExportResult:
+def export_package(
+    run: str | Path, out: str | Path, options: ExportOptions | None = None, **kwargs
+) -> ExportResult:
     """Export a trained run (folder or checkpoint) as a bioimage.io package at ``out``.
 
     Parameters

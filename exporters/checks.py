@@ -95,7 +95,9 @@ def read_rdf(source: Path) -> dict:
             with zipfile.ZipFile(source) as zf:
                 name = next((n for n in RDF_NAMES if n in zf.namelist()), None)
                 if name is None:
-                    raise UserError("the zip holds no rdf.yaml or bioimageio.yaml at its top level", path=source)
+                    raise UserError(
+                        "the zip holds no rdf.yaml or bioimageio.yaml at its top level", path=source
+                    )
                 text = zf.read(name).decode("utf-8")
         elif source.suffix.lower() == ".zip":
             raise UserError("not a readable zip file", path=source, hint="is the download complete?")
@@ -103,14 +105,16 @@ def read_rdf(source: Path) -> dict:
             text = source.read_text(encoding="utf-8")
         data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, zipfile.BadZipFile) as exc:
-        raise UserError(f"cannot read the package ({type(exc).__name__}: {str(exc)[:200]})", path=source) from None
+        raise UserError(
+            f"cannot read the package ({type(exc).__name__}: {str(exc)[:200]})", path=source
+        ) from None
     if not isinstance(data, dict) or data.get("type") != "model":
         raise UserError("not a bioimage.io model description (type: model)", path=source)
     return data
 
 
 def tolerance(rdf: dict) -> tuple[float, float, float]:
-    """``(rtol, atol, mismatched ppm)``: the rdf's first reproducibility tolerance, else bioimageio's defaults."""
+    """``(rtol, atol, mismatched ppm)``: the rdf's first reproducibility tolerance, else the defaults."""
     entries = (((rdf.get("config") or {}).get("bioimageio") or {}).get("reproducibility_tolerance")) or []
     first = entries[0] if entries and isinstance(entries[0], dict) else {}
     return (
@@ -123,7 +127,7 @@ def tolerance(rdf: dict) -> tuple[float, float, float]:
 def _core_checks(
     source: Path, formats: list[str], devices: list[str] | None, *, every: bool
 ) -> list[CheckResult]:
-    """bioimageio.core's test, once for all formats when ``every`` present format is tested, else per format."""
+    """bioimageio.core's test: one run for all formats when ``every`` one is tested, else one per format."""
     from bioimageio.core import test_description
 
     seen: dict[str, CheckResult] = {}
@@ -135,7 +139,9 @@ def _core_checks(
             seen[key] = CheckResult("bioimageio.core", key, False, [f"{type(exc).__name__}: {exc}"])
             continue
         for d in summary.details:
-            msgs = [e.msg for e in d.errors] + [f"warning: {w.msg}" for w in d.warnings if d.status == "failed"]
+            msgs = [e.msg for e in d.errors] + [
+                f"warning: {w.msg}" for w in d.warnings if d.status == "failed"
+            ]
             key = d.name
             if key in seen and seen[key].passed and d.status == "passed":
                 continue
@@ -157,13 +163,20 @@ def _runner_checks(source: Path, formats: list[str], tol, trust_code: bool, devi
             name = f"runner predict reproduces the test outputs ({fmt})"
             try:
                 results = reproduce_test_outputs(
-                    pkg, device=device, weights=fmt, trust_code=trust_code, rtol=rtol, atol=atol, mismatched_ppm=ppm
+                    pkg,
+                    device=device,
+                    weights=fmt,
+                    trust_code=trust_code,
+                    rtol=rtol,
+                    atol=atol,
+                    mismatched_ppm=ppm,
                 )
             except UserError as exc:
                 out.append(CheckResult("bmz-runner", name, False, [str(exc)]))
                 continue
             msgs = [
-                f"output {r.output}: {r.mismatched} of {r.size} elements outside rtol {rtol:g} / atol {atol:g} "
+                f"output {r.output}: {r.mismatched} of {r.size} elements outside "
+                f"rtol {rtol:g} / atol {atol:g} "
                 f"(max |diff| {r.max_abs_diff:.3g}, allowed {ppm:g} per million)"
                 for r in results
             ]
@@ -206,15 +219,21 @@ def check_package(
     formats = [f for f in (weights or present)]
     unknown = [f for f in formats if f not in present]
     if unknown:
-        raise UserError(f"the package has no {', '.join(unknown)} weights (it has {', '.join(present)})", path=source)
+        raise UserError(
+            f"the package has no {', '.join(unknown)} weights (it has {', '.join(present)})", path=source
+        )
     report = PackageReport(source=source)
     if not trust_code:
         skipped = [f for f in formats if f in CODE_FORMATS]
         formats = [f for f in formats if f not in CODE_FORMATS]
         if skipped:
-            report.notes.append(f"skipped {', '.join(skipped)}: it runs the package's Python code (use --trust-code)")
+            report.notes.append(
+                f"skipped {', '.join(skipped)}: it runs the package's Python code (use --trust-code)"
+            )
     if not formats:
-        raise UserError("no weight format left to test", path=source, hint="add --trust-code or pick --weights")
+        raise UserError(
+            "no weight format left to test", path=source, hint="add --trust-code or pick --weights"
+        )
     devices = None if device in ("auto",) else [device.split(":")[0] if device.startswith("cuda") else device]
     with known_github_users(github_users_of(rdf)) as unverified:
         if unverified:

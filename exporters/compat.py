@@ -22,7 +22,7 @@ def _source(value) -> str:
 
 
 def compatible_content(descr) -> dict:
-    """The description as a plain mapping in the 0.5.4 form (string covers/documentation, explicit axis ids)."""
+    """The description as a mapping in the 0.5.4 form (string covers/documentation, explicit axis ids)."""
     from bioimageio.spec import dump_description
 
     data = copy.deepcopy(dump_description(descr))

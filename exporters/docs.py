@@ -11,7 +11,6 @@ import math
 from exporters.options import ExportContext
 
 
-
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -48,7 +47,8 @@ def _input(ctx: ExportContext) -> list[str]:
         f"{list(ctx.input_step)}; output sized like the input",
         f"- halo {list(ctx.halo)} px per side (covers the receptive field {ctx.meta['receptive_field']}): "
         "tiles that crop it reproduce the whole-image output",
-        f"- preprocessing inside the package: `{pre['name']}` ({kw}), statistics of the whole image per channel",
+        f"- preprocessing inside the package: `{pre['name']}` ({kw}), "
+        "statistics of the whole image per channel",
     ]
 
 
@@ -85,7 +85,8 @@ def _validation(ctx: ExportContext) -> list[str]:
         "# Validation",
         "",
         f"**Data.** {val.n_images} {role} image(s) from `{src}` ({names}), never used for the weight "
-        "updates" + ("" if val.role == "validation" else " - here they were, so the numbers are optimistic")
+        "updates"
+        + ("" if val.role == "validation" else " - here they were, so the numbers are optimistic")
         + ".",
         "",
         f"**Method.** Each image is predicted whole (reflection-padded to a valid size), turned into "
@@ -114,14 +115,20 @@ def _training(ctx: ExportContext) -> list[str]:
     meta, rec = ctx.meta, ctx.recipe
     best = meta.get("best") or {}
     data = meta.get("data") or {}
-    line = f"- recipe `{rec.name}` ({rec.dims}D U-Net, depth {rec.model.depth}, {rec.model.features} features)"
+    line = (
+        f"- recipe `{rec.name}` ({rec.dims}D U-Net, depth {rec.model.depth}, {rec.model.features} features)"
+    )
     out = [
         "## Training",
         "",
         line,
         f"- checkpoint `{ctx.options.checkpoint}`: iteration {meta.get('iteration')} of "
         f"{meta.get('total_iterations')}"
-        + (f"; best {best.get('metric')} {_fmt(best.get('value'))} at {best.get('iteration')}" if best else ""),
+        + (
+            f"; best {best.get('metric')} {_fmt(best.get('value'))} at {best.get('iteration')}"
+            if best
+            else ""
+        ),
         f"- data: {len(data.get('train_images') or [])} training image(s) from `{data.get('train', '?')}`",
     ]
     if rec.export.training_data:
@@ -138,7 +145,9 @@ def _test_tensor(ctx: ExportContext) -> list[str]:
         "",
         f"`test_input.npy` is a {list(s.labels.shape)} crop at {list(s.origin)} of the {ctx.validation.role} "
         f"image `{s.name}`{pad}; `test_output.npy` is the network's output for it. Weights: "
-        + ", ".join(f"`{k}`" + (f" (from {w.parent})" if w.parent else " (original)") for k, w in ctx.weights.items())
+        + ", ".join(
+            f"`{k}`" + (f" (from {w.parent})" if w.parent else " (original)") for k, w in ctx.weights.items()
+        )
         + ".",
     ]
 
@@ -149,7 +158,10 @@ def readme_text(ctx: ExportContext) -> str:
     from exporters.rdf import description
 
     desc = description(ctx)
-    cites = [f"- {c.text}" + (f" doi:{c.doi}" if c.doi else f" {c.url}" if c.url else "") for c in rec.export.citations]
+    cites = [
+        f"- {c.text}" + (f" doi:{c.doi}" if c.doi else f" {c.url}" if c.url else "")
+        for c in rec.export.citations
+    ]
     authors = ", ".join(a.name for a in rec.export.authors) or "bmz-runner developers"
     lines = [
         f"# {ctx.name}",

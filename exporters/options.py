@@ -50,7 +50,10 @@ class ExportOptions(BaseModel):
         1e-3, ge=0, description="Reproducibility: absolute tolerance of the test outputs."
     )
     mismatched_elements_per_million: float = Field(
-        100, ge=0, le=1_000_000, description="Reproducibility: elements per million allowed outside tolerance."
+        100,
+        ge=0,
+        le=1_000_000,
+        description="Reproducibility: elements per million allowed outside tolerance.",
     )
     overwrite: bool = Field(False, description="Replace an existing package at the output path.")
     progress: bool = Field(False, description="Show progress bars on stderr.")
@@ -58,9 +61,8 @@ class ExportOptions(BaseModel):
     @field_validator("weights", mode="before")
     @classmethod
     def _formats(cls, value: Any) -> list[str]:
-        from runner.errors import UserError
-
         from exporters.weights import parse_formats
+        from runner.errors import UserError
 
         try:
             return parse_formats(value)
@@ -128,4 +130,4 @@ class ExportContext:
 
     @property
     def spatial_axes(self) -> list[str]:
-        return ["z", "y", "x"][-self.ndim:]
+        return ["z", "y", "x"][-self.ndim :]

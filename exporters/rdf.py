@@ -9,9 +9,9 @@ post-processor, recipe, validation metrics), ``bioimageio.reproducibility_tolera
 from __future__ import annotations
 
 import math
-from runner.errors import UserError
 
 from exporters.options import INPUT_ID, OUTPUT_ID, ExportContext
+from runner.errors import UserError
 
 BOUNDED = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 """Output ranges the head's activation guarantees; identity/relu channels are left open."""
@@ -40,7 +40,10 @@ def _axes(ctx: ExportContext, m5):
     rec = ctx.recipe
     in_names = ["raw"] if rec.input_channels == 1 else [f"raw{i}" for i in range(rec.input_channels)]
     inputs = [m5.BatchAxis(id="batch"), m5.ChannelAxis(id="channel", channel_names=in_names)]
-    outputs = [m5.BatchAxis(id="batch"), m5.ChannelAxis(id="channel", channel_names=list(ctx.meta["channel_names"]))]
+    outputs = [
+        m5.BatchAxis(id="batch"),
+        m5.ChannelAxis(id="channel", channel_names=list(ctx.meta["channel_names"])),
+    ]
     for ax, lo, st, h in zip(ctx.spatial_axes, ctx.input_min, ctx.input_step, ctx.halo, strict=True):
         inputs.append(m5.SpaceInputAxis(id=ax, size=m5.ParameterizedSize(min=lo, step=st)))
         ref = m5.SizeReference(tensor_id=INPUT_ID, axis_id=ax)
@@ -183,7 +186,9 @@ def build_model_descr(ctx: ExportContext, config: dict):
                 config=config,
             )
     except ValidationError as exc:
-        raise UserError(f"the package description is invalid: {_errors(exc)}", path=ctx.meta.get("path")) from None
+        raise UserError(
+            f"the package description is invalid: {_errors(exc)}", path=ctx.meta.get("path")
+        ) from None
 
 
 def _errors(exc, limit: int = 4) -> str:
@@ -192,4 +197,3 @@ def _errors(exc, limit: int = 4) -> str:
         loc = ".".join(str(p) for p in err.get("loc", ()))
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
     return "; ".join(parts)
-

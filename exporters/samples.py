@@ -163,7 +163,7 @@ def cut_test_sample(pairs: list, rule_min, rule_step, *, ndim: int, axes: str | 
 
 
 def write_test_tensors(sample: TestSample, folder: Path) -> dict[str, Path]:
-    """``test_input.npy``/``test_output.npy`` (with batch axis) and ``sample_input.tif``/``sample_output.tif``."""
+    """Write ``test_{input,output}.npy`` (with batch axis) and ``sample_{input,output}.tif``."""
     import tifffile
 
     if sample.output is None:

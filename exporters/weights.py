@@ -14,9 +14,9 @@ import ast
 import contextlib
 import os
 import re
-import tempfile
 import shutil
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,7 @@ class WeightsFile:
 
 
 def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Normalise ``"torchscript,onnx,state_dict"`` (or a list) to bioimage.io names, in :data:`FORMATS` order."""
+    """``"torchscript,onnx,state_dict"`` (or a list) as bioimage.io names, in :data:`FORMATS` order."""
     items = formats.split(",") if isinstance(formats, str) else list(formats)
     names = []
     for item in (i.strip().lower() for i in items):
@@ -81,7 +81,16 @@ def torch_version() -> str:
 
 # ------------------------------------------------------------------------------------------ architecture
 
-_STDLIB_OK = {"math", "typing", "collections", "functools", "itertools", "numbers", "__future__", "dataclasses"}
+_STDLIB_OK = {
+    "math",
+    "typing",
+    "collections",
+    "functools",
+    "itertools",
+    "numbers",
+    "__future__",
+    "dataclasses",
+}
 
 
 def check_self_contained(source: Path) -> None:
@@ -108,8 +117,10 @@ def check_self_contained(source: Path) -> None:
         )
 
 
-def write_state_dict(model, folder: Path, *, architecture: Path, class_name: str, kwargs: dict) -> WeightsFile:
-    """``weights_state_dict.pt`` (tensors only, loadable with ``weights_only=True``) + the architecture file."""
+def write_state_dict(
+    model, folder: Path, *, architecture: Path, class_name: str, kwargs: dict
+) -> WeightsFile:
+    """``weights_state_dict.pt`` (tensors only: ``weights_only=True`` loads it) + the architecture file."""
     import torch
 
     check_self_contained(architecture)
@@ -137,7 +148,8 @@ def write_torchscript(model, folder: Path) -> WeightsFile:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 flags TorchScript as deprecated
+            # torch >= 2.10 flags TorchScript as deprecated; bioimage.io and deepImageJ still need it
+            warnings.simplefilter("ignore", DeprecationWarning)
             scripted = torch.jit.script(model)
     except Exception as exc:  # torch.jit.frontend errors name the unsupported construct
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -189,8 +201,17 @@ def _quiet_native_output():
                 os.close(fd)
 
 
-def write_onnx(model, folder: Path, *, ndim: int, in_channels: int, sizes: tuple[int, ...], opset: int = 17,
-               input_name: str = "raw", output_name: str = "prediction") -> WeightsFile:
+def write_onnx(
+    model,
+    folder: Path,
+    *,
+    ndim: int,
+    in_channels: int,
+    sizes: tuple[int, ...],
+    opset: int = 17,
+    input_name: str = "raw",
+    output_name: str = "prediction",
+) -> WeightsFile:
     """``weights.onnx`` with the classic exporter (``dynamo=False``); batch and spatial axes dynamic.
 
     ``sizes`` is a valid spatial input shape used to trace the export.
@@ -225,7 +246,9 @@ def write_onnx(model, folder: Path, *, ndim: int, in_channels: int, sizes: tuple
             hint="export without ONNX (--weights torchscript,state_dict) or replace that operation",
         ) from None
     _check_onnx_file(path, opset)
-    return WeightsFile("onnx", path, opset=opset, comment=f"torch.onnx.export (classic exporter), opset {opset}.")
+    return WeightsFile(
+        "onnx", path, opset=opset, comment=f"torch.onnx.export (classic exporter), opset {opset}."
+    )
 
 
 def _check_onnx_file(path: Path, opset: int) -> None:
@@ -266,15 +289,22 @@ def write_weights(model, folder: Path, formats: list[str], request: WriteRequest
     for fmt in formats:
         if fmt == "pytorch_state_dict":
             wf = write_state_dict(
-                model, folder, architecture=request.architecture, class_name=request.class_name,
+                model,
+                folder,
+                architecture=request.architecture,
+                class_name=request.class_name,
                 kwargs=request.kwargs,
             )
         elif fmt == "torchscript":
             wf = write_torchscript(model, folder)
         else:
             wf = write_onnx(
-                model, folder, ndim=request.ndim, in_channels=request.in_channels,
-                sizes=request.probe_shape, opset=request.opset,
+                model,
+                folder,
+                ndim=request.ndim,
+                in_channels=request.in_channels,
+                sizes=request.probe_shape,
+                opset=request.opset,
             )
         out[fmt] = wf
     root = formats[0]
@@ -324,7 +354,9 @@ def _import_architecture(wf: WeightsFile):
         sys.modules.pop(name, None)
 
 
-def check_agreement(model, files: dict[str, WeightsFile], request: WriteRequest, *, atol: float = 1e-3) -> None:
+def check_agreement(
+    model, files: dict[str, WeightsFile], request: WriteRequest, *, atol: float = 1e-3
+) -> None:
     """Every written format reproduces ``model`` on a random input (batch 2) within ``atol``."""
     import torch
 

@@ -30,7 +30,10 @@ def tiny_recipe(dims: int, **override):
             "description": f"Tiny {dims}D test model.",
             "authors": [{"name": "Test Author", "affiliation": "Lab"}],
             "tags": ["test", "nuclei"],
-            "citations": [{"text": "A citation without a link"}, {"text": "Synthetic", "url": "https://example.com/"}],
+            "citations": [
+                {"text": "A citation without a link"},
+                {"text": "Synthetic", "url": "https://example.com/"},
+            ],
         },
     }
     return recipe_from_dict(merge(base, override))

@@ -67,8 +67,18 @@ def test_package_layout_and_rdf(which, request, tmp_path):
     folder = _unpack(pkg, tmp_path)
     rdf = _rdf(folder)
     ndim = 2 if which == "pkg2d" else 3
-    for name in ("README.md", "cover.png", "test_input.npy", "test_output.npy", "sample_input.tif",
-                 "sample_output.tif", "weights.onnx", "weights_torchscript.pt", "weights_state_dict.pt", "unet.py"):
+    for name in (
+        "README.md",
+        "cover.png",
+        "test_input.npy",
+        "test_output.npy",
+        "sample_input.tif",
+        "sample_output.tif",
+        "weights.onnx",
+        "weights_torchscript.pt",
+        "weights_state_dict.pt",
+        "unet.py",
+    ):
         assert (folder / name).is_file(), name
     # the 0.5.4 form older spec releases read
     assert rdf["format_version"] == "0.5.4"
@@ -79,11 +89,15 @@ def test_package_layout_and_rdf(which, request, tmp_path):
     assert [a["id"] for a in inp["axes"]] == ["batch", "channel", *space]
     assert [a["id"] for a in out["axes"]] == ["batch", "channel", *space]
     rc = rdf["config"]["runner"]
-    for a_in, a_out, halo, rule in zip(inp["axes"][2:], out["axes"][2:], rc["halo"], rc["size_rule"]["step"]):
+    for a_in, a_out, halo, rule in zip(
+        inp["axes"][2:], out["axes"][2:], rc["halo"], rc["size_rule"]["step"], strict=True
+    ):
         assert a_in["size"]["step"] == rule and a_in["size"]["min"] - 2 * halo >= 1
         assert a_out["size"] == {"tensor_id": "raw", "axis_id": a_in["id"]}
         assert a_out["halo"] == halo > 0
-    assert all(2 * h + 1 >= rf for h, rf in zip(rc["halo"], rc["receptive_field"]))  # covers the field
+    assert all(
+        2 * h + 1 >= rf for h, rf in zip(rc["halo"], rc["receptive_field"], strict=True)
+    )  # covers the field
     assert [p["id"] for p in inp["preprocessing"] if p["id"] != "ensure_dtype"] == ["scale_range"]
     assert out["axes"][1]["channel_names"] == ["B", "C", "D"]
     assert [d.get("range") for d in out["data"]] == [[0.0, 1.0], [0.0, 1.0], None]
@@ -100,7 +114,8 @@ def test_package_layout_and_rdf(which, request, tmp_path):
     assert rdf["config"]["bioimageio"]["reproducibility_tolerance"][0]["absolute_tolerance"] == 1e-3
     assert rdf["config"]["deepimagej"]["allow_tiling"] is True
     assert [c.get("doi") or c.get("url") for c in rdf["cite"]] == [
-        "https://example.com/", "10.1007/978-3-319-24574-4_28"
+        "https://example.com/",
+        "10.1007/978-3-319-24574-4_28",
     ]
     assert rdf["authors"] == [{"name": "Test Author", "affiliation": "Lab"}]
     assert {"test", "nuclei", f"{ndim}d", "instance-segmentation"} <= set(rdf["tags"])
@@ -115,7 +130,7 @@ def test_test_tensor_is_a_real_validation_crop(pkg2d, run2d, tmp_path):
     assert info["image"] in rc["validation"]["images"]
     x = np.load(folder / "test_input.npy")
     image = read_image(run2d[1] / "val" / "x" / f"{info['image']}.tif").data
-    region = tuple(slice(o, o + s) for o, s in zip(info["origin"], info["shape"]))
+    region = tuple(slice(o, o + s) for o, s in zip(info["origin"], info["shape"], strict=True))
     assert x.shape == (1, 1, *info["shape"])
     np.testing.assert_array_equal(x[0], image[(slice(None), *region)])
     readme = (folder / "README.md").read_text()
@@ -161,9 +176,18 @@ print(float(np.abs(y - np.load(sys.argv[3])).max()))
 def test_torchscript_loads_without_our_code(which, request, tmp_path):
     folder = _unpack(request.getfixturevalue(which), tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-c", BLOCKED_TORCHSCRIPT, str(folder / "weights_torchscript.pt"),
-         str(folder / "test_input.npy"), str(folder / "test_output.npy")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            BLOCKED_TORCHSCRIPT,
+            str(folder / "weights_torchscript.pt"),
+            str(folder / "test_input.npy"),
+            str(folder / "test_output.npy"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.strip().splitlines()[-1]) < 1e-3
@@ -221,7 +245,9 @@ def test_runner_test_fails_when_weights_do_not_reproduce(pkg2d, tmp_path):
     y = np.load(folder / "test_output.npy")
     np.save(folder / "test_output.npy", y + 0.01)  # outputs the weights no longer reproduce (sha256 updated)
     rdf = _rdf(folder)
-    rdf["outputs"][0]["test_tensor"]["sha256"] = hashlib.sha256((folder / "test_output.npy").read_bytes()).hexdigest()
+    rdf["outputs"][0]["test_tensor"]["sha256"] = hashlib.sha256(
+        (folder / "test_output.npy").read_bytes()
+    ).hexdigest()
     (folder / "rdf.yaml").write_text(dump_yaml(rdf))
     result = CliRunner().invoke(app, ["test", str(folder), "--weights", "onnx"])
     assert result.exit_code == 1, result.output

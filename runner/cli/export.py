@@ -20,7 +20,9 @@ def export_cmd(
         "--weights",
         help="Weight formats, comma-separated: torchscript, onnx, state_dict.",
     ),
-    name: str = typer.Option(None, "--name", help="Model name shown by bioimage.io tools (default: recipe name)."),
+    name: str = typer.Option(
+        None, "--name", help="Model name shown by bioimage.io tools (default: recipe name)."
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best (else last) or last."),
     data: Path = typer.Option(
         None, "--data", help="Where the run's dataset folder lives now (default: its training-time path)."
@@ -41,11 +43,10 @@ def export_cmd(
 
     Example: runner export runs/bcd --out bcd_nuclei.zip --weights torchscript,onnx,state_dict
     """
-    from runner.errors import UserError
-
     from exporters.build import PackageInvalid, export_package
     from exporters.options import ExportOptions
     from exporters.weights import parse_formats
+    from runner.errors import UserError
 
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint must be best or last, got {checkpoint!r}")

@@ -19,9 +19,7 @@ def test_cmd(
         False, "--trust-code", help="Also test pytorch_state_dict weights (runs the package's Python code)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    only: str = typer.Option(
-        None, "--only", help="Run only one of the two tests: bioimageio or runner."
-    ),
+    only: str = typer.Option(None, "--only", help="Run only one of the two tests: bioimageio or runner."),
 ) -> None:
     """Test a model package offline with bioimageio.core and with runner predict.
 
@@ -30,9 +28,8 @@ def test_cmd(
 
     Example: runner test bcd_nuclei.zip --trust-code
     """
-    from runner.errors import UserError
-
     from exporters.checks import check_package
+    from runner.errors import UserError
 
     if only not in (None, "bioimageio", "runner"):
         raise UserError(f"--only must be bioimageio or runner, got {only!r}")
