@@ -89,10 +89,10 @@ def _weights(ctx: ExportContext) -> None:
     ctx.weights = write_weights(ctx.run.model, ctx.folder, list(ctx.options.weights), request)
 
 
-def _test_data(ctx: ExportContext) -> None:
+def _test_data(ctx: ExportContext):
+    """Test/sample tensors from a validation crop, its instances (for the cover); the run's data."""
     import torch
 
-    from exporters.evaluation import evaluate_run
     from exporters.samples import cut_test_sample, run_data, write_test_tensors
     from runner.postprocessing import run_postprocessor
     from runner.training.preprocess import normalize
@@ -111,8 +111,20 @@ def _test_data(ctx: ExportContext) -> None:
     ctx.instances = run_postprocessor(
         pp.name, sample.output[:n_code], pp.params, resolution=ctx.recipe.targets.options.resolution
     )
-    ctx.validation = evaluate_run(
-        ctx.run, data, max_images=ctx.options.max_validation_images, progress=ctx.options.progress
+    return data
+
+
+def _validate(ctx: ExportContext, data) -> None:
+    """Metrics of the package as built so far (rdf without docs), run like ``runner predict`` runs it."""
+    from exporters.evaluation import evaluate_package
+
+    _rdf(ctx)
+    ctx.validation = evaluate_package(
+        ctx.folder,
+        ctx.recipe,
+        data,
+        max_images=ctx.options.max_validation_images,
+        progress=ctx.options.progress,
     )
 
 
@@ -157,7 +169,8 @@ def build_folder(ctx: ExportContext) -> Path:
     """Every file of the package in ``ctx.folder``; returns the rdf path."""
     _sizes(ctx)
     _weights(ctx)
-    _test_data(ctx)
+    data = _test_data(ctx)
+    _validate(ctx, data)
     _docs(ctx)
     return _rdf(ctx)
 

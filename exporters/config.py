@@ -61,13 +61,17 @@ def runner_config(ctx: ExportContext) -> dict:
                 "n_val_images": len(data.get("val_images") or []),
                 "versions": meta.get("versions"),
             },
-            "validation": {
+            "validation": None
+            if val is None
+            else {
                 "role": val.role,
                 "source": val.source,
                 "n_images": val.n_images,
                 "images": val.names,
                 "metrics": val.metrics,
-                "method": "whole images, post-processor above, runner.metrics pooled over images",
+                "weights": val.weights,
+                "method": "runner predict (tiled, package halo), post-processor above, "
+                "runner.metrics pooled over the images",
             },
             "test_tensor": {
                 "image": sample.name,

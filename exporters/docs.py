@@ -80,7 +80,10 @@ def _validation(ctx: ExportContext) -> list[str]:
     rec = ctx.recipe
     src = val.source
     role = "validation" if val.role == "validation" else "training (the run had no validation images)"
-    names = ", ".join(val.names[:6]) + (", ..." if len(val.names) > 6 else "")
+    short = [n if len(n) <= 20 else n[:16] + "..." for n in val.names[:3]]
+    names = ", ".join(short) + (
+        f", ... ({len(val.names)} listed in config.runner)" if len(val.names) > 3 else ""
+    )
     lines = [
         "# Validation",
         "",
@@ -89,9 +92,11 @@ def _validation(ctx: ExportContext) -> list[str]:
         + ("" if val.role == "validation" else " - here they were, so the numbers are optimistic")
         + ".",
         "",
-        f"**Method.** Each image is predicted whole (reflection-padded to a valid size), turned into "
-        f"instances by `{rec.postprocessing.name}` with the packaged params, and matched to its labels with "
-        "bmz-runner's metrics (StarDist-style optimal matching; counts pooled over the images).",
+        f"**Method.** This package was run on each image the way `runner predict` runs it ({val.weights} "
+        "weights, the rdf's preprocessing on the whole image, tiles cropped by the halo), the outputs were "
+        f"turned into instances by `{rec.postprocessing.name}` with the packaged params and matched to the "
+        "labels with bmz-runner's metrics (StarDist-style optimal matching at IoU thresholds; counts pooled "
+        "over the images).",
         "",
         "| metric | value |",
         "|---|---|",
@@ -102,7 +107,7 @@ def _validation(ctx: ExportContext) -> list[str]:
     res_arg = f" --resolution {','.join(str(r) for r in res)}" if res else ""
     lines += [
         "",
-        "**Reproduce** (tiled prediction may change the last digit at image borders):",
+        "**Reproduce** (the command prints the same pooled accuracy, F1, avAP and AJI):",
         "",
         "```bash",
         f"runner predict {ctx.package_name} --input {src}/x --output val_results/ --gt {src}/y{res_arg}",

@@ -1,8 +1,10 @@
-"""Validation metrics of the exported network, for the package's README and ``config.runner``.
+"""Validation metrics of the exported package, for its README and ``config.runner``.
 
-Each validation image is predicted whole (reflection-padded to a valid size, as during training), turned into
-instances by the recipe's post-processor with its params, and matched against its labels with
-:mod:`runner.metrics`; the numbers are pooled over the images (TP, FP and FN summed before the ratios).
+The package being built is run the way ``runner predict`` runs it (:class:`runner.inference.Predictor`:
+the rdf's preprocessing on the whole image, tiles with the package's halo, the fastest weight format), each
+output is turned into instances by the recipe's post-processor with its params, and matched against the
+labels with :mod:`runner.metrics`; the numbers are pooled over the images (TP, FP, FN summed first). So
+``runner predict PACKAGE --input VAL/x --gt VAL/y`` reproduces them.
 """
 
 from __future__ import annotations
@@ -36,14 +38,19 @@ class ValidationReport:
     labels: dict[str, str] = field(default_factory=dict)
     """Human-readable name of each metric key."""
     seconds: float = 0.0
+    weights: str = ""
+    """Weight format the metrics were computed with."""
 
 
-def evaluate_run(run, data, *, max_images: int | None = None, progress: bool = False) -> ValidationReport:
+def evaluate_package(
+    package, recipe, data, *, max_images: int | None = None, progress: bool = False
+) -> ValidationReport:
     """Predict, post-process and score the images of ``data`` (:class:`exporters.samples.RunData`).
 
     Parameters
     ----------
-    run : :class:`runner.training.LoadedRun`.
+    package : package folder (rdf + weights) being built.
+    recipe : the run's :class:`runner.recipes.Recipe` (post-processor, resolution, axes).
     data : the run's validation pairs.
     max_images : score at most this many (the first in name order); None = all.
     """
@@ -51,24 +58,34 @@ def evaluate_run(run, data, *, max_images: int | None = None, progress: bool = F
 
     from tqdm import tqdm
 
+    from runner.inference import Predictor, load_package
     from runner.io import read_image, read_labels
     from runner.metrics import evaluate_image, summarize
-    from runner.postprocessing import run_postprocessor
+    from runner.postprocessing import run_pipeline
 
     start = time.perf_counter()
-    recipe = run.recipe
     pp = recipe.postprocessing
     resolution = recipe.targets.options.resolution
     n_code = recipe.n_code_channels
     pairs = data.pairs[:max_images] if max_images else data.pairs
+    pkg = load_package(package)
+    weights = next(f for f in ("onnx", "torchscript", "pytorch_state_dict") if f in pkg.weight_formats)
     scored = []
-    for pair in tqdm(pairs, desc="validation metrics", unit="img", disable=not progress, leave=False):
-        image = read_image(pair.image, axes=recipe.data.axes)
-        gt = read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data
-        out = run.predict(image.data)
-        labels = run_postprocessor(pp.name, out[:n_code], pp.params, resolution=resolution)
-        scored.append(evaluate_image(gt, labels, thresholds=(0.5, 0.75), name=pair.name))
-    summary = summarize(scored)
+    with Predictor(pkg, device="cpu", weights=weights, trust_code=True) as predictor:
+        for pair in tqdm(pairs, desc="validation metrics", unit="img", disable=not progress, leave=False):
+            image = read_image(pair.image, axes=recipe.data.axes)
+            gt = read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data
+            out = next(iter(predictor.predict(image.data, where=pair.image).values()))
+            labels = run_pipeline(out[:n_code], pp.name, pp.params, resolution=resolution)
+            scored.append(evaluate_image(gt, labels, thresholds=(0.5, 0.75), name=pair.name))
+    pkg.close()
+    report = _report(summarize(scored), pairs, data)
+    report.seconds = time.perf_counter() - start
+    report.weights = weights
+    return report
+
+
+def _report(summary: dict, pairs: list, data) -> ValidationReport:
     pooled = summary["pooled"]
     rows = {float(r["iou"]): r for r in pooled["per_threshold"]}
     metrics: dict[str, float] = {}
@@ -91,5 +108,4 @@ def evaluate_run(run, data, *, max_images: int | None = None, progress: bool = F
         role=data.role,
         metrics=metrics,
         labels=labels,
-        seconds=time.perf_counter() - start,
     )

@@ -156,7 +156,8 @@ def build_model_descr(ctx: ExportContext, config: dict):
     """The ``ModelDescr`` (latest 0.5 format) of the package in ``ctx.folder``; raises :class:`UserError`.
 
     ``config`` is the ``config`` mapping (see :mod:`exporters.config`). File hashes are computed from the
-    files in the build folder.
+    files in the build folder. Without ``documentation``/``cover`` in ``ctx.files`` (the provisional
+    description the validation metrics are computed with) those fields are left out.
     """
     from bioimageio.spec import ValidationContext
     from bioimageio.spec.common import FileDescr
@@ -178,8 +179,8 @@ def build_model_descr(ctx: ExportContext, config: dict):
                 cite=cites,
                 license=exp.license,
                 tags=tags(ctx),
-                documentation=FileDescr(source=ctx.files["documentation"].name),
-                covers=[FileDescr(source=ctx.files["cover"].name)],
+                documentation=_file(ctx, "documentation", FileDescr),
+                covers=[FileDescr(source=ctx.files["cover"].name)] if "cover" in ctx.files else [],
                 inputs=[inp],
                 outputs=[out],
                 weights=_weights(ctx, m5),
@@ -189,6 +190,10 @@ def build_model_descr(ctx: ExportContext, config: dict):
         raise UserError(
             f"the package description is invalid: {_errors(exc)}", path=ctx.meta.get("path")
         ) from None
+
+
+def _file(ctx: ExportContext, role: str, FileDescr):
+    return FileDescr(source=ctx.files[role].name) if role in ctx.files else None
 
 
 def _errors(exc, limit: int = 4) -> str:
