@@ -7,8 +7,13 @@ Usage::
 For every version a venv is created under a temporary folder (removed at the end), ``bioimageio.spec==V``
 (``latest``: the newest release pip finds) is installed into it, and a small script loads each package with
 ``bioimageio.spec.load_description`` (io checks on: file hashes verified, sample tensors read). A markdown
-table is printed last: package, installed spec version, the format version the package was read as, the
-status, and the first error when it failed. Needs pip access to PyPI; each install takes a minute or so.
+table is printed last: package, installed spec and pydantic versions, the format version the package was
+read as, the status, and the first error when it failed. Needs pip access to PyPI; each install takes
+about 20 s.
+
+Pinned releases are installed with ``pydantic<2.14`` (``--pin``): pydantic 2.14 breaks bioimageio.spec
+0.5.7.x-0.5.12.x for every package (``package_file_descr_serializer ... 'index_key'``), the same reason
+``.ci/constraints.txt`` pins it. ``latest`` gets whatever pydantic it asks for.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_VERSIONS = ("0.5.4.1", "0.5.7.4", "latest")
+DEFAULT_PIN = "pydantic<2.14"
 
 LOADER = r"""
 import json, sys, warnings
@@ -30,7 +36,9 @@ warnings.simplefilter("ignore")
 row = {"spec": None, "status": "error", "format_version": None, "error": ""}
 try:
     import bioimageio.spec as spec
+    import pydantic
     row["spec"] = spec.__version__
+    row["pydantic"] = pydantic.VERSION
     descr = spec.load_description(sys.argv[1], perform_io_checks=True)
     row["status"] = str(descr.validation_summary.status)
     row["format_version"] = str(getattr(descr, "format_version", None))
@@ -55,6 +63,7 @@ class Row:
     package: str
     requested: str
     spec: str | None
+    pydantic: str | None
     status: str
     format_version: str | None
     error: str
@@ -65,18 +74,25 @@ class Row:
         return self.status in ("valid-format", "passed")
 
 
-def make_venv(root: Path, version: str, *, python: str = sys.executable) -> tuple[Path, str]:
-    """Create a venv in ``root`` with ``bioimageio.spec`` at ``version``; its python and pip's last output."""
+def make_venv(root: Path, version: str, *, pin: str = "", python: str = sys.executable) -> tuple[Path, str]:
+    """Create a venv in ``root`` with ``bioimageio.spec`` at ``version`` (+ ``pin`` for pinned versions).
+
+    Returns the venv's python and pip's output.
+    """
     subprocess.run([python, "-m", "venv", str(root)], check=True, capture_output=True)
     py = root / ("Scripts" if sys.platform == "win32" else "bin") / "python"
-    req = "bioimageio.spec" if version == "latest" else f"bioimageio.spec=={version}"
+    reqs = ["bioimageio.spec"] if version == "latest" else [f"bioimageio.spec=={version}"]
+    if pin and version != "latest":
+        reqs.append(pin)
     proc = subprocess.run(
-        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", req],
+        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *reqs],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"pip install {req} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        raise RuntimeError(
+            f"pip install {' '.join(reqs)} failed: {(proc.stderr or proc.stdout).strip()[-400:]}"
+        )
     return py, proc.stderr
 
 
@@ -91,7 +107,9 @@ def load_with(py: Path, package: Path) -> dict:
     return {"status": "error", "error": (proc.stderr or proc.stdout).strip()[-300:]}
 
 
-def run_matrix(packages: list[Path], versions: list[str], *, progress=print) -> list[Row]:
+def run_matrix(
+    packages: list[Path], versions: list[str], *, pin: str = DEFAULT_PIN, progress=print
+) -> list[Row]:
     """Every package loaded with every spec version (one venv per version)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bmz-compat-") as tmp:
@@ -99,7 +117,7 @@ def run_matrix(packages: list[Path], versions: list[str], *, progress=print) -> 
             start = time.perf_counter()
             progress(f"[{version}] creating venv and installing bioimageio.spec ...")
             try:
-                py, _ = make_venv(Path(tmp) / f"spec-{version}", version)
+                py, _ = make_venv(Path(tmp) / f"spec-{version}", version, pin=pin)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 rows += [
                     Row(str(p), version, None, "install failed", None, str(exc)[:300], 0.0) for p in packages
@@ -114,6 +132,7 @@ def run_matrix(packages: list[Path], versions: list[str], *, progress=print) -> 
                         package=pkg.name,
                         requested=version,
                         spec=r.get("spec"),
+                        pydantic=r.get("pydantic"),
                         status=r.get("status", "error"),
                         format_version=r.get("format_version"),
                         error=r.get("error", ""),
@@ -126,15 +145,16 @@ def run_matrix(packages: list[Path], versions: list[str], *, progress=print) -> 
 def table(rows: list[Row]) -> str:
     """Markdown table of the results."""
     lines = [
-        "| package | bioimageio.spec | read as format | status | load time | problem |",
-        "|---|---|---|---|---|---|",
+        "| package | bioimageio.spec | pydantic | read as format | status | load time | problem |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         spec = r.spec or f"({r.requested})"
         mark = "ok" if r.ok else "FAIL"
         problem = r.error.replace("|", "\\|").replace("\n", " ")[:160]
         lines.append(
-            f"| {r.package} | {spec} | {r.format_version or '-'} | {mark}: {r.status} | {r.seconds:.1f} s "
+            f"| {r.package} | {spec} | {r.pydantic or '-'} | {r.format_version or '-'} | {mark}: {r.status} "
+            f"| {r.seconds:.1f} s "
             f"| {problem} |"
         )
     return "\n".join(lines)
@@ -147,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         "--versions",
         default=",".join(DEFAULT_VERSIONS),
         help="Comma-separated bioimageio.spec versions ('latest' = newest on the index).",
+    )
+    parser.add_argument(
+        "--pin",
+        default=DEFAULT_PIN,
+        help=f"Extra requirement installed with every pinned version (default {DEFAULT_PIN!r}; '' for none).",
     )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.packages if not p.exists()]

@@ -256,6 +256,18 @@ def test_runner_test_fails_when_weights_do_not_reproduce(pkg2d, tmp_path):
     assert result.output.strip().endswith("result: FAILED")
 
 
+def test_runner_test_offline_with_unknown_github_user(pkg2d, tmp_path):
+    from exporters.compat import dump_yaml
+
+    folder = _unpack(pkg2d, tmp_path)
+    rdf = _rdf(folder)
+    rdf["authors"][0]["github_user"] = "bmz-runner-nobody-4711"  # would need a GitHub API call to verify
+    (folder / "rdf.yaml").write_text(dump_yaml(rdf))
+    result = CliRunner().invoke(app, ["test", str(folder), "--weights", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert "bmz-runner-nobody-4711 not verified (offline)" in result.output
+
+
 @pytest.mark.parametrize("args", [["missing.zip"], ["not_a_zip.zip"], ["rdf_missing"]])
 def test_runner_test_bad_input_exit_2(args, tmp_path):
     (tmp_path / "not_a_zip.zip").write_text("hello")
@@ -271,3 +283,19 @@ def test_bioimageio_cli_test_passes(pkg2d):
     exe = Path(sys.executable).with_name("bioimageio")
     proc = subprocess.run([str(exe), "test", str(pkg2d)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+@pytest.mark.slow
+def test_compat_matrix_oldest_spec_reads_the_package(pkg2d):
+    """bioimageio.spec 0.5.4.1 (in a throw-away venv; needs PyPI) loads the package as format 0.5.4."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporters.compat_matrix", str(pkg2d), "--versions", "0.5.4.1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    row = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"| {pkg2d.name} ")]
+    assert (
+        len(row) == 1 and "| 0.5.4.1 |" in row[0] and "| 0.5.4 |" in row[0] and "ok: valid-format" in row[0]
+    )
