@@ -74,17 +74,15 @@ def _around(p, cidx, val, shape, patch, out):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, n_chunks):
+def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, bounds, c_lo, buf_off, buf):
     pz, py, px = patch
     plane = py * px
     ly2, lx2 = 2 * py - 1, 2 * px - 1
     n_rows = pz * ly2 - py + 1  # rows (dz, dy) of the positive half of the difference grid
-    n_f = fpos.shape[0]
     t = np.float32(threshold)
     lo_t = np.float32(1.0) - t
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    scores = np.zeros((n_chunks, val.shape[0]), np.float64)
     k_all = val.shape[1]
     part_len = n_rows * px
     val_flat = val.reshape(-1)
@@ -92,7 +90,7 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, n_ch
     def b_bg(b):  # in the patch domain and below 1 - t (Eq. 2)
         return (b >= zero) & (b < lo_t)
 
-    for chunk in prange(n_chunks):
+    for chunk in prange(len(bounds) - 1):
         part_num = np.zeros((px, n_rows * px), np.float32)  # split by ix1: [row * px + ix2]
         part_cnt = np.zeros((px, n_rows * px), np.float32)
         part_aff = np.zeros((px, n_rows * px), np.float32)
@@ -102,7 +100,9 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, n_ch
         num_flat = part_num.reshape(-1)
         cnt_flat = part_cnt.reshape(-1)
         aff_flat = part_aff.reshape(-1)
-        for i in range(chunk * n_f // n_chunks, (chunk + 1) * n_f // n_chunks):
+        # this chunk's score accumulators: the patches around its pixels are a contiguous range of centres
+        scores = buf[buf_off[chunk] : buf_off[chunk + 1]]
+        for i in range(bounds[chunk], bounds[chunk + 1]):
             n_x = _around(fpos[i], cidx, val, shape, patch, around)
             # 1. Eq. 3-4 votes; slot s of plane iz2 goes to part[ix1, s + off]
             for j_x in range(n_x):
@@ -189,8 +189,7 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, n_ch
                     else:
                         for j in range(last - first):
                             acc -= aff_flat[di + np.uint64(j)] if val_flat[si + np.uint64(j)] > t else zero
-                scores[chunk, c] += acc
-    return scores.sum(axis=0)
+                scores[c - c_lo[chunk]] += acc
 
 
 def consensus_and_scores(ps: PatchSet) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +204,17 @@ def consensus_and_scores(ps: PatchSet) -> tuple[np.ndarray, np.ndarray]:
         is its only in-domain pixel (no pair) scores 0.
     """
     aff = np.empty((len(ps.fpos), ps.n_diff), np.int16)
-    n_chunks = max(1, 4 * numba.get_num_threads())
-    raw = _consensus_scores(
+    # many small chunks handed out dynamically (robust to busy cores); each chunk accumulates the scores of
+    # the contiguous range of patch centres within reach of its pixels, summed up afterwards
+    n_f = len(ps.fpos)
+    n_chunks = min(max(1, n_f // 64), 64 * numba.get_num_threads())
+    bounds = np.linspace(0, n_f, n_chunks + 1).astype(np.int64)
+    reach = int(np.abs(ps.offsets).max()) if n_f else 0
+    c_lo = np.searchsorted(ps.cpos, ps.fpos[bounds[:-1]] - reach) if n_f else np.zeros(0, np.int64)
+    c_hi = np.searchsorted(ps.cpos, ps.fpos[bounds[1:] - 1] + reach, side="right") if n_f else c_lo
+    buf_off = np.concatenate([[0], np.cumsum(c_hi - c_lo)]).astype(np.int64)
+    buf = np.zeros(int(buf_off[-1]), np.float64)
+    args = (
         ps.val,
         ps.spans,
         ps.cidx,
@@ -215,8 +223,18 @@ def consensus_and_scores(ps: PatchSet) -> tuple[np.ndarray, np.ndarray]:
         np.asarray(ps.patch, np.int64),
         np.float32(ps.threshold),
         aff,
-        n_chunks,
+        bounds,
+        c_lo.astype(np.int64),
+        buf_off,
+        buf,
     )
+    if n_f:
+        with numba.parallel_chunksize(1):
+            _consensus_scores(*args)
+    owner = np.concatenate(
+        [np.arange(lo, hi) for lo, hi in zip(c_lo, c_hi, strict=True)] or [np.zeros(0, int)]
+    )
+    raw = np.bincount(owner, weights=buf, minlength=len(ps.cpos))
     nv = ps.n_valid.astype(np.float64)
     nb = nv - ps.n_fg
     pairs = nv * (nv - 1) / 2 - nb * (nb - 1) / 2
