@@ -107,6 +107,11 @@ def load_with(py: Path, package: Path) -> dict:
     return {"status": "error", "error": (proc.stderr or proc.stdout).strip()[-300:]}
 
 
+def _label(package: Path) -> str:
+    """``model.zip``, or ``folder/rdf.yaml`` for an rdf inside a package folder."""
+    return f"{package.parent.name}/{package.name}" if package.suffix in (".yaml", ".yml") else package.name
+
+
 def run_matrix(
     packages: list[Path], versions: list[str], *, pin: str = DEFAULT_PIN, progress=print
 ) -> list[Row]:
@@ -120,7 +125,8 @@ def run_matrix(
                 py, _ = make_venv(Path(tmp) / f"spec-{version}", version, pin=pin)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 rows += [
-                    Row(str(p), version, None, "install failed", None, str(exc)[:300], 0.0) for p in packages
+                    Row(_label(p), version, None, None, "install failed", None, str(exc)[:300], 0.0)
+                    for p in packages
                 ]
                 continue
             progress(f"[{version}] installed in {time.perf_counter() - start:.0f} s")
@@ -129,7 +135,7 @@ def run_matrix(
                 r = load_with(py, pkg)
                 rows.append(
                     Row(
-                        package=pkg.name,
+                        package=_label(pkg),
                         requested=version,
                         spec=r.get("spec"),
                         pydantic=r.get("pydantic"),

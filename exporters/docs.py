@@ -40,6 +40,15 @@ def _input(ctx: ExportContext) -> list[str]:
     pre = ctx.meta["preprocessing"]["recipe"]
     kw = ", ".join(f"{k}={v}" for k, v in pre.items() if k != "name")
     axes = "".join(ctx.spatial_axes)
+    norm = ctx.recipe.model.norm
+    caveat = (
+        [
+            f"- the network uses `{norm}` normalisation (statistics per tile): tiled outputs differ slightly "
+            "from whole-image outputs; prefer large tiles"
+        ]
+        if norm in ("instance", "group")
+        else []
+    )
     return [
         f"- axes `bc{axes}` (batch, channel, {', '.join(ctx.spatial_axes)}), "
         f"{ctx.recipe.input_channels} channel(s), float32",
@@ -49,6 +58,7 @@ def _input(ctx: ExportContext) -> list[str]:
         "tiles that crop it reproduce the whole-image output",
         f"- preprocessing inside the package: `{pre['name']}` ({kw}), "
         "statistics of the whole image per channel",
+        *caveat,
     ]
 
 

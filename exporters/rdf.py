@@ -64,6 +64,13 @@ def _preprocessing(ctx: ExportContext, m5):
     raise UserError(f"preprocessing {spec['id']!r} has no bioimage.io equivalent in this exporter")
 
 
+def _output_description(ctx: ExportContext) -> str:
+    names = list(ctx.meta["channel_names"])
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    text = f"{len(names)} channels of target code {ctx.meta['target_code']} ({shown}); instances: config.runner"
+    return text[:128]
+
+
 def _tensors(ctx: ExportContext, m5, FileDescr):
     in_axes, out_axes = _axes(ctx, m5)
     rec = ctx.recipe
@@ -80,8 +87,7 @@ def _tensors(ctx: ExportContext, m5, FileDescr):
     ranges = output_ranges(list(ctx.meta["activations"]))
     out = m5.OutputTensorDescr(
         id=OUTPUT_ID,
-        description=f"target channels {''.join(ctx.meta['channel_names'])} (code {ctx.meta['target_code']}); "
-        "instances via config.runner.postprocessing"[:128],
+        description=_output_description(ctx),
         axes=out_axes,
         test_tensor=FileDescr(source=ctx.files["test_output"].name),
         sample_tensor=FileDescr(source=ctx.files["sample_output"].name),
