@@ -336,3 +336,23 @@ def test_layout_round_trip_for_channel_last_and_batchless_tensors():
     layout = Layout(cyx, ("y", "x"), ("y", "x"))
     assert layout.to_model(canonical[:1], (3,)).shape == (3, 4, 5)
     np.testing.assert_array_equal(layout.to_canonical(canonical[0])[0], canonical[:1])
+
+
+def test_tta_averages_mirrored_predictions(tmp_path):
+    """With --tta the output is the mean of the network's outputs on the 4 mirror images, flipped back."""
+    from runner.inference import Predictor
+
+    pkg_path = build_package(tmp_path / "pkg", ndim=2).folder
+    image = np.random.default_rng(0).random((1, 64, 80)).astype(np.float32)
+    with Predictor(pkg_path, device="cpu") as predictor:
+        # averaged before the rdf's output ops (sigmoid here), so compare raw outputs
+        plain = predictor.predict(image, postprocess=False)
+        tta = predictor.predict(image, tta=True, postprocess=False)
+        expected = 0
+        for axes in ((), (1,), (2,), (1, 2)):
+            flipped = np.flip(image, axes) if axes else image
+            out = next(iter(predictor.predict(np.ascontiguousarray(flipped), postprocess=False).values()))
+            expected = expected + (np.flip(out, axes) if axes else out)
+    (name,) = plain
+    np.testing.assert_allclose(tta[name], expected / 4, atol=1e-5)
+    assert np.abs(tta[name] - plain[name]).max() > 1e-4  # the tiny net is not mirror-symmetric

@@ -82,6 +82,9 @@ def predict_cmd(
     measure: bool = typer.Option(
         False, "--measure", help="Write per-object measurements to measurements/*.csv."
     ),
+    tta: bool = typer.Option(
+        False, "--tta", help="Test-time augmentation: average outputs over mirrored inputs (4x in 2D, 8x in 3D)."
+    ),
     gt: Path = typer.Option(
         None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."
     ),
@@ -130,6 +133,7 @@ def predict_cmd(
         no_postprocess=no_postprocess,
         output_tensor=output_tensor,
         save_probabilities=save_probabilities,
+        tta=tta,
         measure=measure,
         axes=axes,
         resolution=_floats(resolution, parse_floats),

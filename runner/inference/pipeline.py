@@ -237,6 +237,7 @@ class Predictor:
         *,
         tile: TileSpec = None,
         postprocess: bool = True,
+        tta: bool = False,
         progress: Callable[[int, int], None] | None = None,
         where: object = None,
     ) -> dict[str, np.ndarray]:
@@ -247,6 +248,8 @@ class Predictor:
         inputs : ``(C, (Z,) Y, X)`` array, or a dict of them keyed by input id.
         tile : overrides the predictor's tile setting for this call.
         postprocess : apply the rdf's output post-processing (sigmoid, ...).
+        tta : test-time augmentation: average the network's outputs over all mirror images of the input
+            (4 in 2D, 8 in 3D), each flipped back, before the rdf's output post-processing.
         progress : called as ``progress(done, total)`` with tile counts.
         where : file name used in error messages.
 
@@ -260,13 +263,26 @@ class Predictor:
         inputs = self._check_inputs(dict(inputs) if isinstance(inputs, dict) else inputs, where)
         pre = self._preprocess(inputs)
         tile = self.tile if tile is None else tile
-        if isinstance(tile, str):
-            if tile != "whole":
-                raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
-            canon = self._predict_whole(pre, where)
-        else:
-            canon = self._predict_tiled(pre, tile=tile, progress=progress)
-        return self._finish(canon, postprocess=postprocess)
+        if isinstance(tile, str) and tile != "whole":
+            raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
+        flips = _mirror_axes(self.geometry.ndim) if tta else [()]
+        if tta and not self.geometry.tileable:
+            raise UserError("test-time augmentation needs outputs that follow the input size",
+                            path=self.package.source, hint="drop --tta")
+        total: dict[str, np.ndarray] = {}
+        for axes in flips:
+            # spatial axes of a (C, *spatial) array start at 1
+            flipped = {k: np.flip(x, [a + 1 for a in axes]) for k, x in pre.items()} if axes else pre
+            if tile == "whole":
+                canon = self._predict_whole(flipped, where)
+            else:
+                canon = self._predict_tiled(flipped, tile=tile, progress=progress)
+            for name, arr in canon.items():
+                arr = np.flip(arr, [a + 1 for a in axes]) if axes else arr
+                total[name] = total[name] + arr if name in total else arr.astype(np.float32, copy=True)
+        if len(flips) > 1:
+            total = {k: v / len(flips) for k, v in total.items()}
+        return self._finish(total, postprocess=postprocess)
 
     def _predict_whole(self, pre: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
         geo = self.geometry
@@ -348,6 +364,7 @@ def predict_array(
     memory_mb: float | None = None,
     halo: int | Sequence[int] | None = None,
     postprocess: bool = True,
+    tta: bool = False,
 ) -> dict[str, np.ndarray]:
     """Predict one image with a package: ``(C, (Z,) Y, X)`` in, ``{output_id: (C_out, (Z,) Y, X)}`` out.
 
@@ -366,7 +383,7 @@ def predict_array(
         memory_mb=memory_mb,
         halo=halo,
     ) as predictor:
-        return predictor.predict(image, postprocess=postprocess)
+        return predictor.predict(image, postprocess=postprocess, tta=tta)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -383,6 +400,13 @@ def _per_axis(value, ndim: int, *, name: str) -> tuple[int, ...] | None:
     if len(value) != ndim:
         raise UserError(f"{name} needs 1 or {ndim} values for this {ndim}D model, got {len(value)}")
     return value
+
+
+def _mirror_axes(ndim: int) -> list[tuple[int, ...]]:
+    """Every subset of the spatial axes: the mirror images used by test-time augmentation."""
+    from itertools import combinations
+
+    return [axes for k in range(ndim + 1) for axes in combinations(range(ndim), k)]
 
 
 def _ceil_to(value: int, q: int) -> int:
