@@ -185,6 +185,62 @@ def patch_loss_mask(targets, *, batched: bool = False):
     return (targets[0] > 0.5) & (targets[-1] < 0.5)
 
 
+def per_crop(specs: list[ChannelSpec]) -> bool:
+    """Whether targets with these channels must be made per training crop, after the geometric augmentation.
+
+    Shape patches are tied to the pixel grid (a flip or a warp changes which offset is which) and are
+    ``prod(patch)`` channels per pixel, too many to keep for a whole dataset: training makes them from each
+    augmented label crop instead.
+    """
+    return any(s.kind == "patch" for s in specs)
+
+
+def patch_channels(specs: list[ChannelSpec]) -> tuple[list[int], np.ndarray]:
+    """Indices of the patch channels among ``specs`` and their ``(K, ndim)`` offsets (from their names)."""
+    index = [i for i, s in enumerate(specs) if s.kind == "patch"]
+    offsets = [[int(v) for v in specs[i].name[len("patch[") : -1].split(",")] for i in index]
+    return index, (np.asarray(offsets, np.int64) if index else np.zeros((0, 0), np.int64))
+
+
+def patch_loss(logits, targets, weight, channels: list[int], offsets: np.ndarray):
+    """Binary cross-entropy of the patch channels, on the foreground pixels that are no overlap (PPP).
+
+    Offsets that leave the array (crop or image) are left out: their target is unknown there. The loss is the
+    mean over every counted (pixel, offset).
+
+    Parameters
+    ----------
+    logits, targets : (B, C, (Z,) Y, X) torch tensors
+        Network output before the sigmoid and PPP targets (foreground first, overlap last).
+    weight : (B, (Z,) Y, X) torch tensor
+        Per-pixel weights (padding mask times optional pixel weights).
+    channels : list of int
+        Indices of the patch channels.
+    offsets : (K, ndim) ndarray of int
+        Offset of each of these channels (:func:`patch_channels`).
+
+    Returns
+    -------
+    Scalar torch tensor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    spatial = tuple(targets.shape[2:])
+    k = len(channels)
+    off = torch.as_tensor(offsets, device=targets.device)
+    inside = torch.ones((k, *spatial), dtype=torch.bool, device=targets.device)
+    for axis, n in enumerate(spatial):
+        coord = torch.arange(n, device=targets.device) + off[:, axis : axis + 1]  # (K, n)
+        shape = [k] + [n if a == axis else 1 for a in range(len(spatial))]
+        inside = inside & ((coord >= 0) & (coord < n)).reshape(shape)
+    pixel = weight * patch_loss_mask(targets, batched=True)[:, 0].to(weight.dtype)  # (B, ...)
+    w = pixel[:, None] * inside[None].to(weight.dtype)  # (B, K, ...)
+    idx = torch.as_tensor(channels, device=targets.device)
+    bce = F.binary_cross_entropy_with_logits(logits[:, idx], targets[:, idx], reduction="none")
+    return (bce * w).sum() / w.sum().clamp_min(1e-6)
+
+
 def _specs(options: TargetOptions) -> list[ChannelSpec]:
     layout = patch_layout(options.patch)
     specs = [ChannelSpec("fg", "binary", "sigmoid", (0.0, 1.0), "foreground: pixel in at least one instance")]

@@ -29,6 +29,8 @@ class Patch:
     """``((Z,) Y, X)`` float32 per-pixel loss weights (gradient anomaly), or None."""
     classes: np.ndarray | None = None
     """``((Z,) Y, X)`` uint8 class map, or None."""
+    labels: np.ndarray | None = None
+    """``((Z,) Y, X)`` instance labels when the targets are made after augmentation (PatchPerPix), or None."""
 
     def map_spatial(self, fn, *, order_classes=None) -> None:
         """Apply ``fn(array_with_leading_axis)`` to every array (classes through ``order_classes``)."""
@@ -39,6 +41,8 @@ class Patch:
             self.weight = fn(self.weight[np.newaxis])[0]
         if self.classes is not None:
             self.classes = (order_classes or fn)(self.classes[np.newaxis])[0]
+        if self.labels is not None:
+            self.labels = (order_classes or fn)(self.labels[np.newaxis])[0]
 
 
 def augment(patch: Patch, config: AugmentationSection, rng: np.random.Generator) -> Patch:
@@ -63,6 +67,8 @@ def augment(patch: Patch, config: AugmentationSection, rng: np.random.Generator)
         patch.weight = np.ascontiguousarray(patch.weight, dtype=np.float32)
     if patch.classes is not None:
         patch.classes = np.ascontiguousarray(patch.classes)
+    if patch.labels is not None:
+        patch.labels = np.ascontiguousarray(patch.labels)
     return patch
 
 

@@ -24,7 +24,8 @@ class Sample:
     image: np.ndarray
     """``(C, (Z,) Y, X)`` float32, normalised with the recipe's preprocessing."""
     targets: np.ndarray
-    """``(T, (Z,) Y, X)`` float16 target channels of the recipe's code."""
+    """``(T, (Z,) Y, X)`` float16 target channels of the recipe's code; ``(0, ...)`` when they are made per
+    crop (PatchPerPix, see :func:`crop_targets`)."""
     labels: np.ndarray
     """``(Z,) Y, X`` uint32 instance labels (ground truth of the validation metric)."""
     weights: np.ndarray | None = None
@@ -104,7 +105,10 @@ def load_sample(pair: Pair, recipe: Recipe, *, index: int = 0) -> Sample:
             path=pair.image,
         )
     labels = read_labels(pair.labels, spatial_shape=image.data.shape[1:])
-    targets = make_targets(labels.data, recipe.targets.code, recipe.targets.options)
+    if crop_targets(recipe):  # made per crop after augmentation (PatchPerPix): nothing to keep here
+        targets = np.zeros((0, *labels.data.shape), np.float16)
+    else:
+        targets = make_targets(labels.data, recipe.targets.code, recipe.targets.options)
     weights = None
     if recipe.loss.gradient_anomaly is not None:
         weights = gradient_anomaly_weights(labels.data, recipe.loss.gradient_anomaly).astype(np.float16)
@@ -122,6 +126,23 @@ def load_sample(pair: Pair, recipe: Recipe, *, index: int = 0) -> Sample:
         classes=classes,
         fg_index=fg.astype(np.int64),
     )
+
+
+def crop_targets(recipe: Recipe) -> bool:
+    """Whether the recipe's targets are made per training crop from the labels (see runner.targets.ppp)."""
+    from runner.targets import channel_specs
+    from runner.targets.ppp import per_crop
+
+    return per_crop(channel_specs(recipe.targets.code, recipe.targets.options))
+
+
+def sample_targets(sample: Sample, recipe: Recipe) -> np.ndarray:
+    """``(T, (Z,) Y, X)`` targets of a whole sample (made from its labels when not kept)."""
+    if sample.targets.shape[0]:
+        return sample.targets
+    from runner.targets import make_targets
+
+    return make_targets(sample.labels, recipe.targets.code, recipe.targets.options)
 
 
 def _classes(labels, recipe: Recipe, path: Path) -> np.ndarray | None:

@@ -1,6 +1,9 @@
 """Per-channel losses on the network's logits, weighted by channel weights, pixel weights and the pad mask.
 
-- binary channels (B C M P, PatchPerPix patches): binary cross-entropy on logits, optionally + soft Dice;
+- binary channels (B C M P, PatchPerPix foreground/overlap): binary cross-entropy on logits, optionally + soft
+  Dice;
+- PatchPerPix patch channels: one joint binary cross-entropy over the foreground pixels that are no overlap
+  (:func:`runner.targets.ppp.patch_loss`), reported as the part ``patch``;
 - distance channels (D, Dv2): MSE, L1 or smooth L1 on the (identity-activated) output;
 - class head: cross-entropy over the softmax channels.
 
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 
 from runner.recipes import LossSection
 from runner.targets import ChannelSpec
+from runner.targets.ppp import patch_channels, patch_loss
 
 
 @dataclass
@@ -52,6 +56,8 @@ class InstanceLoss:
         self.weights = channel_weights
         self.config = config
         self.n_classes = n_classes if n_classes > 2 else 0
+        # PatchPerPix shape patches: one joint, masked loss (runner.targets.ppp.patch_loss)
+        self.patch_idx, self.patch_offsets = patch_channels(specs)
 
     def __call__(
         self,
@@ -71,6 +77,8 @@ class InstanceLoss:
         total = logits.new_zeros(())
         parts: dict[str, float] = {}
         for c, (spec, cw) in enumerate(zip(self.specs, self.weights, strict=True)):
+            if spec.kind == "patch":
+                continue
             x, t = logits[:, c], targets[:, c]
             if spec.kind in ("binary", "patch") or spec.activation == "sigmoid":
                 loss = (F.binary_cross_entropy_with_logits(x, t, reduction="none") * w).sum() / wsum
@@ -79,6 +87,11 @@ class InstanceLoss:
             else:
                 loss = (self._regression(x, t) * w).sum() / wsum
             parts[spec.name] = float(loss.detach())
+            total = total + cw * loss
+        if self.patch_idx:
+            loss = patch_loss(logits, targets, w, self.patch_idx, self.patch_offsets)
+            parts["patch"] = float(loss.detach())
+            cw = sum(self.weights[c] for c in self.patch_idx) / len(self.patch_idx)
             total = total + cw * loss
         if self.n_classes:
             k0 = len(self.specs)

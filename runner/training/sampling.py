@@ -87,6 +87,7 @@ class PatchSampler:
         mask = np.ones(image.shape[1:], np.float32)
         weight = None if sample.weights is None else sample.weights[region].astype(np.float32)
         classes = None if sample.classes is None else sample.classes[region]
+        labels = sample.labels[region] if targets.shape[0] == 0 else None  # targets made after augmentation
         if any(b or a for b, a in pads):
             mode = "reflect" if self.recipe.data.pad_mode == "reflect" else "constant"
             image = np.pad(image, [(0, 0), *pads], mode=mode)
@@ -94,14 +95,26 @@ class PatchSampler:
             mask = np.pad(mask, pads, mode="constant")
             weight = None if weight is None else np.pad(weight, pads, mode=mode)
             classes = None if classes is None else np.pad(classes, pads, mode=mode)
+            labels = None if labels is None else np.pad(labels, pads, mode="constant")
         return Patch(
-            image=image.astype(np.float32), targets=targets, mask=mask, weight=weight, classes=classes
+            image=image.astype(np.float32),
+            targets=targets,
+            mask=mask,
+            weight=weight,
+            classes=classes,
+            labels=labels,
         )
 
     def sample(self, rng: np.random.Generator) -> Patch:
         """One augmented patch."""
         sample = self.samples[int(rng.choice(len(self.samples), p=self.probs))]
-        return augment(self.crop(sample, rng), self.recipe.augmentation, rng)
+        patch = augment(self.crop(sample, rng), self.recipe.augmentation, rng)
+        if patch.labels is not None:  # PatchPerPix: targets of the augmented label crop
+            from runner.targets import make_targets
+
+            opts = self.recipe.targets.options
+            patch.targets = make_targets(patch.labels, self.recipe.targets.code, opts).astype(np.float32)
+        return patch
 
     def batch(self, rng: np.random.Generator, size: int | None = None) -> Batch:
         """``size`` (default: the recipe's batch size) augmented patches, stacked."""

@@ -69,7 +69,7 @@ def validate(
             halo=halo,
             autocast=autocast,
         )
-        losses.append(_loss(loss_fn, logits, s))
+        losses.append(_loss(loss_fn, logits, with_targets(s, recipe)))
         if iou is not None:
             pred = _postprocess(recipe, activate(model, logits)[:n_code])
             stats.append(_evaluate(s.labels, pred, iou))
@@ -88,6 +88,17 @@ def validate(
         seconds=time.perf_counter() - start,
         scores=scores,
     )
+
+
+def with_targets(s: Sample, recipe: Recipe) -> Sample:
+    """``s`` with its whole-image targets (made from the labels when they are made per crop, PatchPerPix)."""
+    if s.targets.shape[0]:
+        return s
+    import dataclasses
+
+    from runner.training.data import sample_targets
+
+    return dataclasses.replace(s, targets=sample_targets(s, recipe))
 
 
 def _loss(loss_fn: InstanceLoss, logits: np.ndarray, s: Sample) -> float:
