@@ -236,6 +236,8 @@ def _publish(folder: Path, out: Path) -> PackageReport:
         report.source = out
         if out.is_dir():
             shutil.rmtree(out)
+        elif out.exists() and tmp.is_dir():
+            out.unlink()  # --overwrite of a file by a package folder
         os.replace(tmp, out)
     finally:
         if tmp.is_dir():

@@ -67,7 +67,8 @@ def _preprocessing(ctx: ExportContext, m5):
 def _output_description(ctx: ExportContext) -> str:
     names = list(ctx.meta["channel_names"])
     shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-    text = f"{len(names)} channels of target code {ctx.meta['target_code']} ({shown}); instances: config.runner"
+    code = ctx.meta["target_code"]
+    text = f"{len(names)} channels of target code {code} ({shown}); instances: config.runner"
     return text[:128]
 
 
