@@ -86,13 +86,60 @@ def _usage(ctx: ExportContext) -> list[str]:
 
 
 def _validation(ctx: ExportContext) -> list[str]:
-    val = ctx.validation
     rec = ctx.recipe
+    return validation_section(
+        ctx.validation,
+        package_name=ctx.package_name,
+        postprocessing=(rec.postprocessing.name, dict(rec.postprocessing.params)),
+        resolution=rec.targets.options.resolution,
+        notes=rec.export.validation_notes,
+    )
+
+
+def _threshold_table(val) -> list[str]:
+    from exporters.evaluation import TABLE_ROWS
+
+    rows = {round(float(r["iou"]), 3): r for r in val.per_threshold}
+    ious = [t for t in (0.5, 0.6, 0.7, 0.8, 0.9) if t in rows]
+    if not ious:
+        return []
+    lines = [
+        "| IoU threshold | " + " | ".join(f"{t:g}" for t in ious) + " | mean 0.5:0.9 |",
+        "|---|" + "---|" * (len(ious) + 1),
+    ]
+    for key, label in TABLE_ROWS:
+        values = [float(rows[t][key]) for t in ious]
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {sum(values) / len(values):.3f} |")
+    return [*lines, ""]
+
+
+def validation_section(
+    val,
+    *,
+    package_name: str,
+    postprocessing: tuple[str, dict],
+    resolution=None,
+    notes: str | None = None,
+    tuned_on: dict | None = None,
+) -> list[str]:
+    """The README's ``# Validation`` section for a :class:`exporters.evaluation.ValidationReport`."""
     src = val.source
     role = "validation" if val.role == "validation" else "training (the run had no validation images)"
     short = [n if len(n) <= 20 else n[:16] + "..." for n in val.names[:3]]
     names = ", ".join(short) + (
         f", ... ({len(val.names)} listed in config.runner)" if len(val.names) > 3 else ""
+    )
+    pp_name, pp_params = postprocessing
+    tuned = (
+        [
+            f"**Post-processing params** were tuned on these images by `runner tune` (metric "
+            f"{tuned_on['metric']}: {_fmt(tuned_on['default_score'])} with the previous params, "
+            f"{_fmt(tuned_on['score'])} tuned; {tuned_on['n_trials']} combinations tried), so the numbers "
+            "below are optimistic for unseen data.",
+            "",
+        ]
+        if tuned_on
+        else []
     )
     lines = [
         "# Validation",
@@ -104,23 +151,28 @@ def _validation(ctx: ExportContext) -> list[str]:
         "",
         f"**Method.** This package was run on each image the way `runner predict` runs it ({val.weights} "
         "weights, the rdf's preprocessing on the whole image, tiles cropped by the halo), the outputs were "
-        f"turned into instances by `{rec.postprocessing.name}` with the packaged params and matched to the "
-        "labels with bmz-runner's metrics (StarDist-style optimal matching at IoU thresholds; counts pooled "
-        "over the images).",
+        f"turned into instances by `{pp_name}` with the packaged params and matched to the labels with "
+        "bmz-runner's metrics (StarDist-style optimal matching at IoU thresholds; counts pooled over the "
+        "images).",
         "",
+        *tuned,
+        *_threshold_table(val),
         "| metric | value |",
         "|---|---|",
     ]
     for key, value in val.metrics.items():
         lines.append(f"| {val.labels.get(key, key)} | {_fmt(value)} |")
-    res = rec.targets.options.resolution
-    res_arg = f" --resolution {','.join(str(r) for r in res)}" if res else ""
+    if notes:
+        lines += ["", notes.strip()]
+    res_arg = f" --resolution {','.join(str(r) for r in resolution)}" if resolution else ""
+    if tuned_on and tuned_on.get("tta"):
+        res_arg += " --tta"
     lines += [
         "",
         "**Reproduce** (the command prints the same pooled accuracy, F1, avAP and AJI):",
         "",
         "```bash",
-        f"runner predict {ctx.package_name} --input {src}/x --output val_results/ --gt {src}/y{res_arg}",
+        f"runner predict {package_name} --input {src}/x --output val_results/ --gt {src}/y{res_arg}",
         "```",
     ]
     return lines

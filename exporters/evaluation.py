@@ -22,6 +22,9 @@ HEADLINE = (
     ("mean_matched_iou", 0.5, "mean IoU of matched objects@0.5"),
     ("accuracy", 0.75, "accuracy@0.75"),
 )
+THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
+"""IoU thresholds scored for the README (0.5:0.1:0.9, and 0.75 for the headline)."""
+TABLE_ROWS = (("accuracy", "accuracy (AP_dsb)"), ("f1", "F1"), ("panoptic_quality", "panoptic quality"))
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ValidationReport:
     """Headline numbers keyed like ``accuracy@0.5``, plus ``av_ap_50_95``, ``aji``, ``n_gt``, ``n_pred``."""
     labels: dict[str, str] = field(default_factory=dict)
     """Human-readable name of each metric key."""
+    per_threshold: list[dict] = field(default_factory=list)
+    """Pooled rows of ``summary.json`` (``iou, tp, fp, fn, precision, recall, accuracy, f1, ...``)."""
     seconds: float = 0.0
     weights: str = ""
     """Weight format the metrics were computed with."""
@@ -77,15 +82,18 @@ def evaluate_package(
             gt = read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data
             out = next(iter(predictor.predict(image.data, where=pair.image).values()))
             labels = run_pipeline(out[:n_code], pp.name, pp.params, resolution=resolution)
-            scored.append(evaluate_image(gt, labels, thresholds=(0.5, 0.75), name=pair.name))
+            scored.append(evaluate_image(gt, labels, thresholds=THRESHOLDS, name=pair.name))
     pkg.close()
-    report = _report(summarize(scored), pairs, data)
+    report = report_from_summary(
+        summarize(scored), names=[p.name for p in pairs], source=data.source, role=data.role
+    )
     report.seconds = time.perf_counter() - start
     report.weights = weights
     return report
 
 
-def _report(summary: dict, pairs: list, data) -> ValidationReport:
+def report_from_summary(summary: dict, *, names: list[str], source: str, role: str) -> ValidationReport:
+    """A :class:`ValidationReport` from a ``summary.json`` mapping scored at :data:`THRESHOLDS`."""
     pooled = summary["pooled"]
     rows = {float(r["iou"]): r for r in pooled["per_threshold"]}
     metrics: dict[str, float] = {}
@@ -93,6 +101,8 @@ def _report(summary: dict, pairs: list, data) -> ValidationReport:
     for key, iou, text in HEADLINE:
         metrics[f"{key}@{iou:g}"] = float(rows[iou][key])
         labels[f"{key}@{iou:g}"] = text
+    metrics["av_ap_50_90"] = float(pooled["av_ap_50_95_10"])
+    labels["av_ap_50_90"] = "mean accuracy over IoU 0.5:0.1:0.9"
     metrics["av_ap_50_95"] = float(pooled["av_ap_50_95_05"])
     labels["av_ap_50_95"] = "mean accuracy over IoU 0.50:0.05:0.95"
     metrics["aji"] = float(pooled["aji"])
@@ -102,10 +112,11 @@ def _report(summary: dict, pairs: list, data) -> ValidationReport:
     labels["n_true"], labels["n_predicted"] = "objects in the labels", "predicted objects"
     metrics = {k: (float(v) if np.isfinite(v) else float("nan")) for k, v in metrics.items()}
     return ValidationReport(
-        n_images=len(pairs),
-        names=[p.name for p in pairs],
-        source=data.source,
-        role=data.role,
+        n_images=len(names),
+        names=list(names),
+        source=source,
+        role=role,
         metrics=metrics,
         labels=labels,
+        per_threshold=[dict(r) for r in pooled["per_threshold"]],
     )

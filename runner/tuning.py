@@ -64,6 +64,15 @@ class TuneResult:
     default_score: float
     trials: list[Trial]
     n_images: int
+    start: dict[str, Any] = field(default_factory=dict)
+    """The validated starting params (every field of the params model)."""
+    space: dict[str, list] = field(default_factory=dict)
+    """The values searched per parameter."""
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """Params whose best value differs from the start."""
+        return {k: v for k, v in self.best_params.items() if self.start.get(k) != v}
 
 
 def search_space(method: str, params_model, *, overrides: dict[str, list] | None = None) -> dict[str, list]:
@@ -200,9 +209,12 @@ def tune(
     processor = get_postprocessor(method)
     start = _validated(processor, start_params or {}, "start params").model_dump()
     space = search_space(method, processor.params_model, overrides=grid)
-    for name, values in space.items():  # validate every value before spending time
-        for v in values:
-            _validated(processor, {**start, name: v}, f"{name}={v!r}")
+    # validate every value before spending time, in the model's own types (1 and 1.0 are one value)
+    space = {
+        name: list(dict.fromkeys(_validated(processor, {**start, name: v}, f"{name}={v!r}").model_dump()[name]
+                                 for v in values))
+        for name, values in space.items()
+    }
     scorer = _Scorer(list(predictions), list(ground_truths), method, metric, resolution,
                      workers if workers is not None else min(2, os.cpu_count() or 1))
     try:
@@ -210,6 +222,99 @@ def tune(
     finally:
         scorer.close()
     best = max(trials, key=lambda t: t.score)
-    changed = {k: v for k, v in best.params.items() if start.get(k) != v}
-    return TuneResult(method=method, metric=metric, best_params={**start, **changed}, best_score=best.score,
-                      default_score=trials[0].score, trials=trials, n_images=len(predictions))
+    return TuneResult(method=method, metric=metric, best_params=dict(best.params), best_score=best.score,
+                      default_score=trials[0].score, trials=trials, n_images=len(predictions), start=start,
+                      space=space)
+
+
+# ------------------------------------------------------------------------------ packages and run folders
+
+
+@dataclass
+class TuneData:
+    """Predictions of a package on tuning images, ready to be post-processed many times."""
+
+    predictions: list[np.ndarray]
+    ground_truths: list[np.ndarray]
+    names: list[str]
+    source: str
+    resolution: tuple[float, ...] | None = None
+
+
+def tuning_split(data: str | os.PathLike) -> Any:
+    """The split folder to tune on: ``data`` itself when it holds ``x/``, else its ``val/`` split."""
+    from pathlib import Path
+
+    data = Path(data)
+    if (data / "x").is_dir():
+        return data
+    if (data / "val" / "x").is_dir():
+        return data / "val"
+    raise UserError("no x/ (images) and y/ (labels) folders here, nor a val/ split with them", path=data,
+                    hint="--data takes a split folder such as data/val")
+
+
+def predict_for_tuning(
+    package,
+    data: str | os.PathLike,
+    *,
+    device: str = "auto",
+    tta: bool = False,
+    max_images: int | None = None,
+    method_input: str = "prediction",
+    progress: bool = True,
+) -> TuneData:
+    """Run ``package`` once on every image of the split ``data`` (the way ``runner predict`` does)."""
+    from tqdm import tqdm
+
+    from runner.inference import Predictor
+    from runner.io import find_pairs, read_image, read_labels
+    from runner.targets import split_code
+
+    split = tuning_split(data)
+    pairs = find_pairs(split)[:max_images] if max_images else find_pairs(split)
+    cfg = package.runner_config or {}
+    out_id = cfg.get("output_tensor")
+    n_code = len(split_code(package.targets)) if package.targets and package.targets != "PPP" else None
+    preds, gts, resolution = [], [], tuple(cfg["resolution"]) if cfg.get("resolution") else None
+    with Predictor(package, device=device) as predictor:
+        for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
+            image = read_image(pair.image)
+            gts.append(read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data)
+            if method_input == "image":
+                preds.append(image.data)
+                continue
+            outputs = predictor.predict(image.data, tta=tta, where=pair.image)
+            out = outputs[out_id] if out_id in outputs else next(iter(outputs.values()))
+            preds.append(out[:n_code] if n_code else out)
+    return TuneData(preds, gts, [p.name for p in pairs], str(split), resolution)
+
+
+def score_report(data: TuneData, method: str, params: dict, *, weights: str):
+    """The README/config validation report of ``params`` on the tuning predictions."""
+    from exporters.evaluation import THRESHOLDS, report_from_summary
+    from runner.metrics import evaluate_image, summarize
+    from runner.postprocessing import run_postprocessor
+
+    scored = [
+        evaluate_image(gt, run_postprocessor(method, pred, params, resolution=data.resolution),
+                       thresholds=THRESHOLDS, name=name)
+        for pred, gt, name in zip(data.predictions, data.ground_truths, data.names, strict=True)
+    ]
+    report = report_from_summary(summarize(scored), names=data.names, source=data.source, role="validation")
+    report.weights = weights
+    return report
+
+
+def format_trials(result: TuneResult, space_keys: list[str], *, limit: int | None = None) -> str:
+    """A plain-text table of the tried combinations (searched params and scores), best marked."""
+    metrics = list(result.trials[0].scores)
+    head = [*space_keys, *metrics, ""]
+    rows = []
+    best = max(result.trials, key=lambda t: t.score)
+    for t in result.trials[:limit] if limit else result.trials:
+        rows.append([*(str(t.params.get(k)) for k in space_keys), *(f"{t.scores[m]:.4f}" for m in metrics),
+                     "<- best" if t is best else ""])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])

@@ -401,3 +401,8 @@ class ExportSection(Section):
     )
     citations: list[Citation] = Field(default_factory=list, description="References to cite.")
     training_data: str | None = Field(None, description="What the model was trained on (free text or URL).")
+    validation_notes: str | None = Field(
+        None,
+        description="Markdown added to the README's Validation section, e.g. published results on the same "
+        "kind of data for context.",
+    )

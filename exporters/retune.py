@@ -1,0 +1,101 @@
+"""A copy of a package with new post-processing params (``runner tune``): config, README, then tested.
+
+Only ``config.runner`` and the README's ``# Validation`` section change; weights, test tensors and every
+other field are copied as they are, and the rdf keeps the format version it was written in (so a 0.5.4-form
+package stays readable by older tools). The new rdf is validated with bioimageio.spec, and the package must
+pass bioimageio.core's test and bmz-runner's check before it is moved to its destination.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from pathlib import Path
+
+from runner.errors import UserError
+
+RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+
+
+def _unpack(source: Path, dest: Path) -> Path:
+    from runner.inference.safety import safe_extract
+
+    if source.is_dir():
+        shutil.copytree(source, dest)
+    elif source.suffix.lower() == ".zip":
+        safe_extract(source, dest)
+    else:  # an rdf file: its folder is the package
+        shutil.copytree(source.parent, dest)
+    rdf = next((dest / n for n in RDF_NAMES if (dest / n).is_file()), None)
+    if rdf is None:
+        raise UserError("the package holds no rdf.yaml or bioimageio.yaml", path=source)
+    return rdf
+
+
+def replace_section(text: str, heading: str, new_lines: list[str]) -> str:
+    """Replace the markdown section starting with the line ``heading`` up to the next heading (or the end);
+    append it when the text has no such section."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    except StopIteration:
+        return text.rstrip("\n") + "\n\n" + "\n".join(new_lines) + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    tail = lines[end:]
+    return "\n".join([*lines[:start], *new_lines, *([""] if tail else []), *tail]) + "\n"
+
+
+def write_tuned_package(
+    source: str | Path,
+    out: str | Path,
+    *,
+    postprocessing: dict,
+    tuned_on: dict,
+    validation_lines: list[str] | None = None,
+    validation: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``source`` (zip, folder or rdf) to ``out`` with ``config.runner.postprocessing`` replaced.
+
+    Parameters
+    ----------
+    postprocessing : ``{"name": ..., "params": {...}}``.
+    tuned_on : provenance of the params (data, metric, score, ...), stored as ``config.runner.tuned_on``.
+    validation_lines : a new ``# Validation`` README section (replaces the old one, or is appended).
+    validation : new ``config.runner.validation`` block.
+    """
+    import yaml
+
+    from exporters.build import _check_out, _publish
+    from exporters.compat import dump_yaml, validate_content
+    from exporters.offline import github_users_of
+
+    source, out = Path(source), Path(out)
+    _check_out(out, overwrite)
+    with tempfile.TemporaryDirectory(prefix="bmz-tune-") as tmp:
+        folder = Path(tmp) / "package"
+        rdf_path = _unpack(source, folder)
+        rdf = yaml.safe_load(rdf_path.read_text(encoding="utf-8"))
+        content = copy.deepcopy(rdf)
+        config = content.setdefault("config", {}) or {}
+        content["config"] = config
+        runner_cfg = config.setdefault("runner", {}) or {}
+        config["runner"] = runner_cfg
+        runner_cfg["postprocessing"] = copy.deepcopy(postprocessing)
+        runner_cfg["tuned_on"] = copy.deepcopy(tuned_on)
+        if validation is not None:
+            runner_cfg["validation"] = copy.deepcopy(validation)
+        if validation_lines:
+            doc = content.get("documentation")
+            doc_name = doc["source"] if isinstance(doc, dict) else doc
+            if doc_name and (folder / str(doc_name)).is_file() and not isinstance(doc, dict):
+                readme = folder / str(doc_name)
+                readme.write_text(
+                    replace_section(readme.read_text(encoding="utf-8"), "# Validation", validation_lines),
+                    encoding="utf-8",
+                )
+        validate_content(content, folder, github_users=github_users_of(content))
+        rdf_path.write_text(dump_yaml(content), encoding="utf-8")
+        _publish(folder, out)
+    return out

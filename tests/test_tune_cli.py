@@ -1,0 +1,89 @@
+"""`runner tune` on the vendored zoo package: search, table, new package, and that the new package scores what
+tune reported."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from runner.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "zoo_packages" / "third_party" / "unet2d_nuclei_broad"
+EXAMPLES = ROOT / "zoo_packages" / "examples" / "dsb2018"
+cli = CliRunner()
+
+
+def run(*args):
+    return cli.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune") / "zoo_tuned.zip"
+    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", out, "-q", "--rounds", "1",
+              "--grid", "threshold=0.5,0.9", "--grid", "min_distance=4", "--grid", "smooth_distance=1",
+              "--grid", "min_height=1,2", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_tune_prints_every_trial_and_writes_the_best(tuned):
+    out, output = tuned
+    assert out.is_file()
+    lines = [ln for ln in output.splitlines() if ln.startswith(("0.5 ", "0.9 "))]
+    assert len(lines) == 3  # start (0.5, 1.0), threshold 0.9, then min_height 2 at the best threshold
+    assert sum("<- best" in ln for ln in output.splitlines()) == 1
+    with zipfile.ZipFile(out) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        readme = zf.read("README.md").decode()
+    cfg = rdf["config"]["runner"]
+    assert cfg["postprocessing"]["name"] == "fg_watershed"
+    assert cfg["postprocessing"]["params"]["threshold"] == 0.9
+    tuned_on = cfg["tuned_on"]
+    assert tuned_on["metric"] == "accuracy@0.5" and tuned_on["score"] > tuned_on["default_score"]
+    assert len(tuned_on["images"]) == 6
+    assert rdf["format_version"] == "0.5.4"  # the package's own format is kept
+    assert "# Validation" in readme and "runner tune" in readme and "| accuracy (AP_dsb) |" in readme
+
+
+def test_tuned_package_reproduces_the_reported_score(tuned, tmp_path):
+    out, _ = tuned
+    with zipfile.ZipFile(out) as zf:
+        score = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]["tuned_on"]["score"]
+    res = run("predict", out, "--input", EXAMPLES / "x", "--gt", EXAMPLES / "y", "--output", tmp_path / "p", "-q",
+              "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    acc = next(r["accuracy"] for r in summary["pooled"]["per_threshold"] if abs(r["iou"] - 0.5) < 1e-9)
+    assert acc == pytest.approx(score, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--metric", "f7"], "unknown metric"),
+        (["--grid", "nope=1,2"], "unknown parameter"),
+        (["--grid", "threshold=3"], "threshold"),
+    ],
+)
+def test_tune_bad_requests(tmp_path, args, needle):
+    out = tmp_path / "x.zip"
+    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", out, "-q", "--max-images",
+              "1", *args)
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and not out.exists()
+
+
+def test_tune_needs_a_postprocessor_and_data(tmp_path):
+    res = run("tune", ZOO, "--data", EXAMPLES, "--out", tmp_path / "x.zip", "-q")
+    assert res.exit_code == 2 and "post-processor" in res.output
+    res = run("tune", ZOO, "--data", tmp_path, "--postprocess", "fg_watershed", "--out", tmp_path / "x.zip", "-q")
+    assert res.exit_code == 2 and "x/" in res.output
+    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", tmp_path / "no" / "x.zip")
+    assert res.exit_code == 2 and "does not exist" in res.output
