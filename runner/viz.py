@@ -89,8 +89,10 @@ def save_panels(path: str | Path, panels: list[Panel], *, ncols: int | None = No
 
     ncols = ncols or len(panels)
     nrows = int(np.ceil(len(panels) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    h, w = panels[0].data.shape[:2] if panels else (1, 1)
+    aspect = min(max(h / max(w, 1), 0.25), 4.0)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 + (0.4 if title else 0)))
     for ax in axes.ravel():
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels, strict=False):
@@ -113,3 +115,40 @@ def save_panels(path: str | Path, panels: list[Panel], *, ncols: int | None = No
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return path
+
+
+MATCH_COLORS = {"tp": (0.1, 0.9, 0.2), "fp": (0.2, 0.5, 1.0), "fn": (1.0, 0.15, 0.15)}
+"""Outline colours of :func:`match_overlay`: matched predictions green, false positives blue, missed ground
+truth red."""
+
+
+def match_overlay(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, matches=None) -> np.ndarray:
+    """RGB picture of a 2D ``image`` with prediction outlines coloured by match.
+
+    With ``gt`` and ``matches`` (a :class:`runner.metrics.Matches`), matched predictions are outlined green,
+    unmatched predictions blue and ground-truth objects nobody found red; otherwise each object gets its
+    own colour.
+    """
+    if gt is None or matches is None:
+        return overlay_outlines(image, pred)
+    rgb = np.repeat(stretch(image)[..., None], 3, axis=-1)
+    colors = np.zeros((int(pred.max()) + 1, 3))
+    colors[1:] = MATCH_COLORS["fp"]
+    colors[np.asarray(matches.pred_ids, dtype=np.int64)] = MATCH_COLORS["tp"]
+    edge = outlines(pred)
+    rgb[edge] = colors[pred[edge]]
+    missed = np.isin(gt, np.asarray(matches.unmatched_gt, dtype=np.int64)) & (gt > 0)
+    gt_edge = outlines(np.where(missed, gt, 0))
+    rgb[gt_edge] = MATCH_COLORS["fn"]
+    return rgb
+
+
+def save_match_figure(path: str | Path, image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None,
+                      matches=None, *, title: str | None = None) -> Path:
+    """``image | prediction outlines coloured by match`` as one PNG (middle slice of 3D data)."""
+    mid = (lambda a: a[a.shape[0] // 2]) if pred.ndim == 3 else (lambda a: a)
+    label = "green matched, blue false pos., red missed" if gt is not None else "prediction"
+    panels = [Panel("image", mid(image)), Panel(label, match_overlay(mid(image), mid(pred),
+                                                                      None if gt is None else mid(gt), matches), "rgb")]
+    h, w = mid(pred).shape
+    return save_panels(path, panels, title=title, panel_size=max(4.0, min(7.0, 3.2 * max(h, w) / 256)))

@@ -174,7 +174,7 @@ def test_two_input_package_with_named_inputs(tmp_path, images):
 def test_zoo_model_with_fg_watershed_and_ground_truth(tmp_path):
     out = tmp_path / "out"
     result = invoke(
-        ZOO, "-i", EXAMPLES / "x", "-o", out, "--postprocess", "fg_watershed", "--gt", EXAMPLES / "y"
+        ZOO, "-i", EXAMPLES / "x", "-o", out, "--postprocess", "fg_watershed", "--gt", EXAMPLES / "y", "--overlays"
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
@@ -182,6 +182,15 @@ def test_zoo_model_with_fg_watershed_and_ground_truth(tmp_path):
     at50 = next(r for r in summary["pooled"]["per_threshold"] if abs(r["iou"] - 0.5) < 1e-9)
     assert at50["f1"] > 0.3  # a real model on real nuclei: far better than chance
     assert (out / "metrics_per_image.csv").exists() and "metrics (6 image(s)" in result.output
+    # overlays: image | outlines coloured by match (green matched, blue false positive, red missed)
+    pngs = sorted((out / "overlays").glob("*.png"))
+    assert len(pngs) == 6
+    import imageio.v3 as iio
+
+    rgb = iio.imread(pngs[0])[..., :3].astype(int)
+    green = (rgb[..., 1] > 180) & (rgb[..., 0] < 100) & (rgb[..., 2] < 120)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
+    assert green.sum() > 50 and red.sum() > 0
 
 
 def test_gt_must_match_images(pkg, images, tmp_path):

@@ -82,6 +82,9 @@ def predict_cmd(
     measure: bool = typer.Option(
         False, "--measure", help="Write per-object measurements to measurements/*.csv."
     ),
+    overlays: bool = typer.Option(
+        False, "--overlays", help="Write overlays/<name>.png: image | outlines (coloured by match with --gt)."
+    ),
     tta: bool = typer.Option(
         False, "--tta", help="Test-time augmentation: average outputs over mirrored inputs (4x in 2D, 8x in 3D)."
     ),
@@ -134,6 +137,7 @@ def predict_cmd(
         output_tensor=output_tensor,
         save_probabilities=save_probabilities,
         tta=tta,
+        overlays=overlays,
         measure=measure,
         axes=axes,
         resolution=_floats(resolution, parse_floats),

@@ -72,6 +72,7 @@ class PredictOptions(BaseModel):
     )
     save_probabilities: bool = Field(False, description="Also write the raw outputs to probabilities/.")
     tta: bool = Field(False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower).")
+    overlays: bool = Field(False, description="Write overlays/<name>.png: image | outlines coloured by match.")
     measure: bool = Field(False, description="Write per-object measurements to measurements/.")
     axes: str | None = Field(None, description="Axes of the input files when their metadata is missing.")
     resolution: list[float] | None = Field(
@@ -263,7 +264,19 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
     _write_outputs(
         job.name, out, outputs, labels, table, options, post, ndim=first.ndim, resolution=resolution
     )
+    if options.overlays and labels is not None and labels.ndim == first.ndim:
+        _write_overlay(out, job.name, first.data, labels, gt, result.get("metrics"))
     return result
+
+
+def _write_overlay(out: Path, name: str, image: np.ndarray, labels, gt, metrics) -> None:
+    from runner.viz import save_match_figure
+
+    matches = metrics.matches(0.5) if metrics is not None else None
+    short = name if len(name) <= 24 else name[:20] + "..."
+    title = short if metrics is None else f"{short}: accuracy@0.5 {metrics.at(0.5).accuracy:.3f}"
+    (out / "overlays").mkdir(exist_ok=True)
+    save_match_figure(out / "overlays" / f"{name}.png", image.mean(0), labels, gt, matches, title=title)
 
 
 def _write_outputs(
