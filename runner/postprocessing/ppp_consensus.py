@@ -34,10 +34,14 @@ from numba import njit, prange
 
 from runner.postprocessing.ppp_patches import (  # noqa: F401  (re-exported for callers of this module)
     OVERLAP_BASE,
+    Q_LEVELS,
+    Q_NONE,
     PatchSet,
     as_3d,
     claim,
     prepare,
+    q_thresholds,
+    quantized,
     slot_offsets,
 )
 
@@ -67,28 +71,25 @@ def _around(p, cidx, val, shape, patch, out):
                 if xx < 0 or xx >= xs:
                     continue
                 c = cidx[(xz * ys + xy) * xs + xx]
-                if c >= 0 and val[c, (iz1 * py + iy1) * px + ix1] >= 0:  # not on an overlap pixel
+                if c >= 0 and val[c, (iz1 * py + iy1) * px + ix1] != Q_NONE:  # not on an overlap pixel
                     out[n, 0], out[n, 1], out[n, 2], out[n, 3] = c, iz1, iy1, ix1
                     n += 1
     return n
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, bounds, c_lo, buf_off, buf):
+def _consensus_scores(qval, spans, cidx, fpos, shape, patch, q_fg, q_bg, aff, bounds, c_lo, buf_off, buf):
     pz, py, px = patch
     plane = py * px
     ly2, lx2 = 2 * py - 1, 2 * px - 1
     n_rows = pz * ly2 - py + 1  # rows (dz, dy) of the positive half of the difference grid
-    t = np.float32(threshold)
-    lo_t = np.float32(1.0) - t
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    k_all = val.shape[1]
+    inv = np.float32(1.0) / np.float32(Q_LEVELS)
+    none = np.uint8(Q_NONE)
+    val_flat = qval.reshape(-1)
+    k_all = qval.shape[1]
     part_len = n_rows * px
-    val_flat = val.reshape(-1)
-
-    def b_bg(b):  # in the patch domain and below 1 - t (Eq. 2)
-        return (b >= zero) & (b < lo_t)
 
     for chunk in prange(len(bounds) - 1):
         part_num = np.zeros((px, n_rows * px), np.float32)  # split by ix1: [row * px + ix2]
@@ -103,15 +104,16 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, boun
         # this chunk's score accumulators: the patches around its pixels are a contiguous range of centres
         scores = buf[buf_off[chunk] : buf_off[chunk + 1]]
         for i in range(bounds[chunk], bounds[chunk + 1]):
-            n_x = _around(fpos[i], cidx, val, shape, patch, around)
+            n_x = _around(fpos[i], cidx, qval, shape, patch, around)
             # 1. Eq. 3-4 votes; slot s of plane iz2 goes to part[ix1, s + off]
             for j_x in range(n_x):
                 c, iz1, iy1, ix1 = around[j_x, 0], around[j_x, 1], around[j_x, 2], around[j_x, 3]
                 s1 = (iz1 * py + iy1) * px + ix1
-                a = val[c, s1]
-                a_fg = a > t
+                qa = qval[c, s1]
+                a = np.float32(qa) * inv
+                a_fg = qa > q_fg
                 # a fg: + a*b (b fg) - a*(1-b) (b bg); a bg: -(1-a)*b (b fg); a pair counts if one end is fg
-                c_fg = a if a_fg else (-(one - a) if a < lo_t else zero)
+                c_fg = a if a_fg else (-(one - a) if qa < q_bg else zero)
                 c_bg = -a
                 k = 0 if a_fg else 2  # a fg: every domain slot matters; else only foreground slots
                 for iz2 in range(iz1, pz):
@@ -125,16 +127,19 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, boun
                     di = np.uint64(ix1 * part_len + first + off)
                     if a_fg:
                         for j in range(last - first):
-                            b = val_flat[si + np.uint64(j)]
+                            qb = val_flat[si + np.uint64(j)]
+                            b = np.float32(qb) * inv
                             d = di + np.uint64(j)
-                            num_flat[d] += c_fg * b if b > t else (c_bg * (one - b) if b_bg(b) else zero)
-                            cnt_flat[d] += one if b >= zero else zero
+                            b_fg = (qb > q_fg) & (qb != none)
+                            num_flat[d] += c_fg * b if b_fg else (c_bg * (one - b) if qb < q_bg else zero)
+                            cnt_flat[d] += one if qb != none else zero
                     else:
                         for j in range(last - first):
-                            b = val_flat[si + np.uint64(j)]
+                            qb = val_flat[si + np.uint64(j)]
                             d = di + np.uint64(j)
-                            num_flat[d] += c_fg * b if b > t else zero
-                            cnt_flat[d] += one if b > t else zero
+                            b_fg = (qb > q_fg) & (qb != none)
+                            num_flat[d] += c_fg * (np.float32(qb) * inv) if b_fg else zero
+                            cnt_flat[d] += one if b_fg else zero
             # 2. sum the splits (dx = ix2 - ix1), divide, store
             for r in range(n_rows):
                 for ix1 in range(px):
@@ -167,9 +172,9 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, boun
             for j_x in range(n_x):
                 c, iz1, iy1, ix1 = around[j_x, 0], around[j_x, 1], around[j_x, 2], around[j_x, 3]
                 s1 = (iz1 * py + iy1) * px + ix1
-                a = val[c, s1]
-                a_fg = a > t
-                if not a_fg and a >= lo_t:
+                qa = qval[c, s1]
+                a_fg = qa > q_fg
+                if not a_fg and qa >= q_bg:
                     continue
                 k = 0 if a_fg else 2
                 acc = zero
@@ -183,12 +188,13 @@ def _consensus_scores(val, spans, cidx, fpos, shape, patch, threshold, aff, boun
                     di = np.uint64(ix1 * part_len + first + off)
                     if a_fg:
                         for j in range(last - first):
-                            b = val_flat[si + np.uint64(j)]
+                            qb = val_flat[si + np.uint64(j)]
                             g = aff_flat[di + np.uint64(j)]
-                            acc += g if b > t else (-g if b_bg(b) else zero)
+                            acc += g if ((qb > q_fg) & (qb != none)) else (-g if qb < q_bg else zero)
                     else:
                         for j in range(last - first):
-                            acc -= aff_flat[di + np.uint64(j)] if val_flat[si + np.uint64(j)] > t else zero
+                            qb = val_flat[si + np.uint64(j)]
+                            acc -= aff_flat[di + np.uint64(j)] if ((qb > q_fg) & (qb != none)) else zero
                 scores[c - c_lo[chunk]] += acc
 
 
@@ -214,14 +220,16 @@ def consensus_and_scores(ps: PatchSet) -> tuple[np.ndarray, np.ndarray]:
     c_hi = np.searchsorted(ps.cpos, ps.fpos[bounds[1:] - 1] + reach, side="right") if n_f else c_lo
     buf_off = np.concatenate([[0], np.cumsum(c_hi - c_lo)]).astype(np.int64)
     buf = np.zeros(int(buf_off[-1]), np.float64)
+    q_fg, q_bg = q_thresholds(ps.threshold)
     args = (
-        ps.val,
+        ps.qval,
         ps.spans,
         ps.cidx,
         ps.fpos,
         np.asarray(ps.shape, np.int64),
         np.asarray(ps.patch, np.int64),
-        np.float32(ps.threshold),
+        np.uint8(q_fg),
+        np.uint8(q_bg),
         aff,
         bounds,
         c_lo.astype(np.int64),

@@ -10,6 +10,10 @@ raster order (slot ``k = (iz * py + iy) * px + ix``):
   consensus like in the published implementation (Sec. 2.3), while :func:`claim` recovers ``p`` for the cover
   and the output;
 - ``-1`` outside the image or outside ``F``.
+
+Probabilities are used at 8-bit precision (steps of 1/254, far finer than a network's calibration): the
+consensus kernel reads the same patches as ``qval`` ``(N_C, K)`` uint8 (``round(254 p)``, :data:`Q_NONE` off
+the consensus domain), a quarter of the memory traffic, and ``val`` holds exactly ``qval / 254``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,27 @@ from numba import njit, prange
 
 OVERLAP_BASE = -2.0
 """Slots on overlap pixels hold ``OVERLAP_BASE - p`` (in ``[-3, -2]``), invalid for the consensus."""
+
+
+Q_LEVELS = 254
+"""Patch probabilities are quantised to ``round(Q_LEVELS * p) / Q_LEVELS``."""
+Q_NONE = 255
+"""``qval`` of slots outside the consensus domain (outside the image or ``F``, or on overlap pixels)."""
+
+
+def quantized(p: np.ndarray) -> np.ndarray:
+    """``p`` clipped to [0, 1] and rounded to the 8-bit grid used by the assembly, as float32."""
+    q = np.round(np.clip(np.asarray(p, np.float32), 0, 1) * np.float32(Q_LEVELS))
+    return (q.astype(np.float32) / np.float32(Q_LEVELS)).astype(np.float32)
+
+
+def q_thresholds(threshold: float) -> tuple[int, int]:
+    """``(q_fg, q_bg)``: on the 8-bit grid, ``p > t`` is ``q > q_fg`` and ``p < 1 - t`` is ``q < q_bg``."""
+    grid = np.arange(Q_LEVELS + 1, dtype=np.float32) / np.float32(Q_LEVELS)
+    t = np.float32(threshold)
+    q_fg = int(np.flatnonzero(grid <= t).max())
+    q_bg = int(np.flatnonzero(grid >= np.float32(1.0) - t).min())
+    return q_fg, q_bg
 
 
 @njit(cache=True, inline="always")
@@ -51,6 +76,8 @@ class PatchSet:
         Centre index of each pixel, ``-1`` elsewhere.
     val : (N_C, K) ndarray of float32
         Patch values by slot (see the module docstring).
+    qval : (N_C, K) ndarray of uint8
+        The same on the 8-bit grid for the consensus: ``round(254 p)``, :data:`Q_NONE` off the domain.
     n_valid, n_fg : (N_C,) ndarray of int32
         Number of slots in the consensus domain and in the patch foreground ``fg(p_x)``.
     spans : (N_C, pz, 4) ndarray of int32
@@ -65,6 +92,7 @@ class PatchSet:
     cpos: np.ndarray
     cidx: np.ndarray
     val: np.ndarray
+    qval: np.ndarray
     n_valid: np.ndarray
     n_fg: np.ndarray
     spans: np.ndarray
@@ -106,9 +134,11 @@ def _gather_patches(patches, cpos, fmask, omask, patch, threshold):
     pz, py, px = patch
     plane = py * px
     val = np.full((n_c, pz * plane), np.float32(-1.0))
+    qval = np.full((n_c, pz * plane), np.uint8(Q_NONE))
     n_valid = np.zeros(n_c, np.int32)
     n_fg = np.zeros(n_c, np.int32)
     spans = np.zeros((n_c, pz, 4), np.int32)
+    levels = np.float32(Q_LEVELS)
     for c in prange(n_c):
         p = cpos[c]
         z0, y0, x0 = p // (ys * xs), (p // xs) % ys, p % xs
@@ -125,11 +155,14 @@ def _gather_patches(patches, cpos, fmask, omask, patch, threshold):
                     if x < 0 or x >= xs or not fmask[z, y, x]:
                         continue
                     k = (iz * py + iy) * px + ix
-                    v = min(max(patches[k, z0, y0, x0], np.float32(0.0)), np.float32(1.0))
+                    raw = min(max(patches[k, z0, y0, x0], np.float32(0.0)), np.float32(1.0))
+                    q = np.uint8(np.round(raw * levels))
+                    v = np.float32(q) / levels
                     if omask[z, y, x]:  # claimed for cover and output, left out of the consensus
                         val[c, k] = np.float32(OVERLAP_BASE) - v
                         continue
                     val[c, k] = v
+                    qval[c, k] = q
                     nv += 1
                     v_lo, v_hi = min(v_lo, k), k + 1
                     if v > threshold:
@@ -138,7 +171,7 @@ def _gather_patches(patches, cpos, fmask, omask, patch, threshold):
             spans[c, iz, 0], spans[c, iz, 1], spans[c, iz, 2], spans[c, iz, 3] = v_lo, v_hi, f_lo, f_hi
         n_valid[c] = nv
         n_fg[c] = nf
-    return val, n_valid, n_fg, spans
+    return val, qval, n_valid, n_fg, spans
 
 
 def prepare(
@@ -171,7 +204,7 @@ def prepare(
     cpos = np.flatnonzero(fmask & ~omask).astype(np.int64)
     cidx = np.full(fmask.size, -1, np.int32)
     cidx[cpos] = np.arange(len(cpos), dtype=np.int32)
-    val, n_valid, n_fg, spans = _gather_patches(
+    val, qval, n_valid, n_fg, spans = _gather_patches(
         np.ascontiguousarray(patches, np.float32),
         cpos,
         np.ascontiguousarray(fmask),
@@ -188,6 +221,7 @@ def prepare(
         cpos,
         cidx,
         val,
+        qval,
         n_valid,
         n_fg,
         spans,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runner.postprocessing.ppp_consensus import as_3d
 from runner.postprocessing.ppp_graph import PatchGraph, partition
+from runner.postprocessing.ppp_patches import as_3d, quantized
 from runner.postprocessing.ppp_select import rank
 
 
@@ -189,6 +189,8 @@ def dense_assemble(
     patch3 = (1, *patch) if ndim == 2 else tuple(patch)
     fmask = pred3[0] > fg_threshold
     omask = fmask & (pred3[-1] > overlap_threshold) if overlap else np.zeros_like(fmask)
+    k = int(np.prod(patch3))
+    pred3 = np.concatenate([pred3[:1], quantized(pred3[1 : 1 + k]), pred3[1 + k :]])  # the same 8-bit grid
     vals, claims = dense_patches(pred3, fmask, omask, patch3)
     aff, dmap = dense_consensus(vals, patch3, threshold)
     score = dense_scores(vals, aff, dmap, patch3, threshold)
