@@ -78,11 +78,14 @@ def _child(case, which: str, queue) -> None:
     small = ppp_targets(random_blobs((16,) * len(shape), 2, radius=(3.0, 5.0), seed=0), (3,) * len(shape))
     assemble(small, {})  # compile / load the numba kernels
     if which == "dense":
+
         def run():
             return relabel_sequential(dense_assemble(pred, patch=patch))[0]
     else:
+
         def run():
             return assemble(pred, {"patch": patch}).instances
+
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak-RSS counter (VmHWM)
         fh.write("5")
     start_rss = _status_kib("VmRSS")
@@ -116,16 +119,23 @@ def run_case(case, rows) -> None:
     same = float(np.mean(mine_out == ref_out))
     scale = labels.size / crop_labels.size
     crop_name = "x".join(map(str, crop))
-    rows.append([name, "ours (sparse, numba)", labels.size, f"{fg:.2f}", full_s, full_mib, "-",
-                 accuracy(labels, full_out)])
-    rows.append([name, f"ours, crop {crop_name}", crop_labels.size, f"{crop_fg:.2f}", mine_s, mine_mib,
-                 f"{same:.4f}", accuracy(crop_labels, mine_out)])
-    rows.append([name, f"dense numpy, crop {crop_name}", crop_labels.size, f"{crop_fg:.2f}", ref_s, ref_mib,
-                 "(reference)", accuracy(crop_labels, ref_out)])
-    rows.append([name, f"dense numpy, full size: crop x{scale:.0f} (extrapolated)", labels.size, f"{fg:.2f}",
-                 ref_s * scale, ref_mib * scale, "-", "-"])
-    print(f"{name}: ours {full_s:.2f} s / {full_mib:.0f} MiB; crop: ours {mine_s:.2f} s, "
-          f"dense {ref_s:.2f} s, agreement {same:.4f}", flush=True)
+    crop_fg_s = f"{crop_fg:.2f}"
+    rows += [
+        [name, "ours (sparse, numba)", labels.size, f"{fg:.2f}", full_s, full_mib, "-",
+         accuracy(labels, full_out)],
+        [name, f"ours, crop {crop_name}", crop_labels.size, crop_fg_s, mine_s, mine_mib, f"{same:.4f}",
+         accuracy(crop_labels, mine_out)],
+        [name, f"dense numpy, crop {crop_name}", crop_labels.size, crop_fg_s, ref_s, ref_mib, "(reference)",
+         accuracy(crop_labels, ref_out)],
+        [name, f"dense numpy, full size: crop x{scale:.0f} (extrapolated)", labels.size, f"{fg:.2f}",
+         ref_s * scale, ref_mib * scale, "-", "-"],
+    ]  # fmt: skip
+    print(f"{name}: ours {full_s:.2f} s / {full_mib:.0f} MiB; crop: ours {mine_s:.2f} s, dense {ref_s:.2f} s",
+          flush=True)  # fmt: skip
+
+
+HEADERS = ["input", "implementation", "pixels", "foreground", "time (s)", "peak extra memory (MiB)",
+           "agreement with dense", "accuracy@0.9 vs GT"]  # fmt: skip
 
 
 def main() -> None:
@@ -137,8 +147,7 @@ def main() -> None:
         run_case(case, rows)
     print()
     print(f"Machine: {machine()}")
-    print(table(["input", "implementation", "pixels", "foreground", "time (s)", "peak extra memory (MiB)",
-                 "agreement with dense", "accuracy@0.9 vs GT"], rows))
+    print(table(HEADERS, rows))
 
 
 if __name__ == "__main__":
