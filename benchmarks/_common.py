@@ -38,7 +38,8 @@ def _child(fn, args, kwargs, repeat, queue):
 
 
 def measure(fn: Callable, *args, repeat: int = 1, keep_result: bool = True, **kwargs) -> Measured:
-    """Run ``fn(*args, **kwargs)`` in a forked child: best wall time of ``repeat`` runs and the peak memory the
+    """Run ``fn(*args, **kwargs)`` in a forked child: best wall time of ``repeat`` runs and the peak memory
+    the
     call added on top of the inputs (VmHWM - VmRSS at the start, in MiB). The result is sent back when asked.
     """
     ctx = mp.get_context("fork")
@@ -52,7 +53,8 @@ def measure(fn: Callable, *args, repeat: int = 1, keep_result: bool = True, **kw
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def table(headers: list[str], rows: list[list]) -> str:

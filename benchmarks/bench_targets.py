@@ -29,7 +29,9 @@ def per_instance_bcd(labels: np.ndarray) -> np.ndarray:
     for i, box in enumerate(ndi.find_objects(labels)):
         if box is None:
             continue
-        pad = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, labels.shape, strict=True))
+        pad = tuple(
+            slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, labels.shape, strict=True)
+        )
         obj = labels[pad] == i + 1
         # the image border is not an edge: extend the crop by edge replication before the EDT
         dist = ndi.distance_transform_edt(np.pad(obj, 1, mode="edge"))[(slice(1, -1),) * obj.ndim]
@@ -61,8 +63,20 @@ def main() -> None:
         print(f"{name}: ours {ours.seconds:.3f} s, per-instance {ref.seconds:.3f} s", flush=True)
     print()
     print(f"Machine: {machine()}")
-    print(table(["input", "objects", "implementation", "time (s)", "peak extra memory (MiB)", "speed-up",
-                 "pixel agreement"], rows))
+    print(
+        table(
+            [
+                "input",
+                "objects",
+                "implementation",
+                "time (s)",
+                "peak extra memory (MiB)",
+                "speed-up",
+                "pixel agreement",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

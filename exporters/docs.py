@@ -109,7 +109,9 @@ def _threshold_table(val) -> list[str]:
     ]
     for key, label in TABLE_ROWS:
         values = [float(rows[t][key]) for t in ious]
-        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {sum(values) / len(values):.3f} |")
+        lines.append(
+            f"| {label} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {sum(values) / len(values):.3f} |"
+        )
     return [*lines, ""]
 
 

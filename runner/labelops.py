@@ -7,7 +7,10 @@ from numba import njit
 
 
 def relabel_sequential(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map the ids of ``labels`` to ``1..n`` (0 stays background), keeping their order. Returns ``(labels, n)``."""
+    """Map the ids of ``labels`` to ``1..n`` (0 stays background), keeping their order.
+
+    Returns ``(labels, n)``.
+    """
     import fastremap
 
     out, mapping = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=True, in_place=False)

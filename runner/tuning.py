@@ -31,14 +31,25 @@ SEARCH_SPACES: dict[str, dict[str, list]] = {
     "watershed_bcd": {"th_distance": _UNIT, "th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
     "watershed_bc": {"th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
     "watershed_bcm": {"th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
-    "watershed_bcdv2": {"th_distance": [0.0, *_UNIT], "th_contour": _UNIT, "th_binary": _UNIT,
-                        "th_foreground": _UNIT},
+    "watershed_bcdv2": {
+        "th_distance": [0.0, *_UNIT],
+        "th_contour": _UNIT,
+        "th_binary": _UNIT,
+        "th_foreground": _UNIT,
+    },
     "watershed_bp": {"th_point": _UNIT, "th_foreground": _UNIT},
     "watershed_dv2": {"th_distance": [0.0, *_UNIT], "th_foreground": [-0.2, -0.1, -0.05, -0.02, 0.0, 0.05]},
-    "watershed_bdv2": {"th_distance": [0.0, *_UNIT], "th_binary": _UNIT,
-                       "th_foreground": [-0.2, -0.1, -0.05, -0.02, 0.0, 0.05]},
-    "fg_watershed": {"threshold": _UNIT, "min_distance": [2.0, 3.0, 4.0, 6.0, 8.0, 12.0],
-                     "smooth_distance": [0.0, 1.0, 2.0, 3.0], "min_height": [0.5, 1.0, 2.0, 3.0, 4.0]},
+    "watershed_bdv2": {
+        "th_distance": [0.0, *_UNIT],
+        "th_binary": _UNIT,
+        "th_foreground": [-0.2, -0.1, -0.05, -0.02, 0.0, 0.05],
+    },
+    "fg_watershed": {
+        "threshold": _UNIT,
+        "min_distance": [2.0, 3.0, 4.0, 6.0, 8.0, 12.0],
+        "smooth_distance": [0.0, 1.0, 2.0, 3.0],
+        "min_height": [0.5, 1.0, 2.0, 3.0, 4.0],
+    },
     "threshold_cc": {"threshold": _UNIT, "smooth": [0.0, 1.0, 2.0]},
     "patchperpix": {"threshold": [0.5, 0.6, 0.7, 0.8, 0.9], "fg_threshold": _UNIT},
 }
@@ -78,16 +89,25 @@ class TuneResult:
 def search_space(method: str, params_model, *, overrides: dict[str, list] | None = None) -> dict[str, list]:
     """Values to try per parameter: the built-in space of ``method`` (or one over its ``th*``/``threshold``
     params), with ``overrides`` replacing or adding parameters. Unknown parameter names are refused."""
-    space = dict(SEARCH_SPACES.get(method) or {
-        name: list(_UNIT) for name in params_model.model_fields if name.startswith("th") or name == "threshold"
-    })
+    space = dict(
+        SEARCH_SPACES.get(method)
+        or {
+            name: list(_UNIT)
+            for name in params_model.model_fields
+            if name.startswith("th") or name == "threshold"
+        }
+    )
     for key, values in (overrides or {}).items():
         if key not in params_model.model_fields:
-            raise UserError(f"--grid names unknown parameter {key!r} of {method}; "
-                            f"known: {', '.join(params_model.model_fields)}")
+            raise UserError(
+                f"--grid names unknown parameter {key!r} of {method}; "
+                f"known: {', '.join(params_model.model_fields)}"
+            )
         space[key] = list(values) if isinstance(values, list | tuple) else [values]
     if not space:
-        raise UserError(f"post-processor {method!r} has no threshold to tune", hint="give --grid key=v1,v2,...")
+        raise UserError(
+            f"post-processor {method!r} has no threshold to tune", hint="give --grid key=v1,v2,..."
+        )
     return space
 
 
@@ -127,8 +147,11 @@ class _Scorer:
             metrics = list(self.pool.map(_score_one, *zip(*args, strict=True)))
         rows = summarize(metrics)["pooled"]["per_threshold"]
         acc = {round(r["iou"], 3): r["accuracy"] for r in rows}
-        return {"accuracy@0.5": acc[0.5], "av_ap": float(np.mean(list(acc.values())))} if self.metric == "av_ap" \
+        return (
+            {"accuracy@0.5": acc[0.5], "av_ap": float(np.mean(list(acc.values())))}
+            if self.metric == "av_ap"
             else {"accuracy@0.5": acc[0.5]}
+        )
 
     def close(self) -> None:
         if self.pool is not None:
@@ -211,20 +234,37 @@ def tune(
     space = search_space(method, processor.params_model, overrides=grid)
     # validate every value before spending time, in the model's own types (1 and 1.0 are one value)
     space = {
-        name: list(dict.fromkeys(_validated(processor, {**start, name: v}, f"{name}={v!r}").model_dump()[name]
-                                 for v in values))
+        name: list(
+            dict.fromkeys(
+                _validated(processor, {**start, name: v}, f"{name}={v!r}").model_dump()[name] for v in values
+            )
+        )
         for name, values in space.items()
     }
-    scorer = _Scorer(list(predictions), list(ground_truths), method, metric, resolution,
-                     workers if workers is not None else min(2, os.cpu_count() or 1))
+    scorer = _Scorer(
+        list(predictions),
+        list(ground_truths),
+        method,
+        metric,
+        resolution,
+        workers if workers is not None else min(2, os.cpu_count() or 1),
+    )
     try:
         trials = coordinate_search(scorer, start, space, metric=metric, rounds=rounds, on_trial=on_trial)
     finally:
         scorer.close()
     best = max(trials, key=lambda t: t.score)
-    return TuneResult(method=method, metric=metric, best_params=dict(best.params), best_score=best.score,
-                      default_score=trials[0].score, trials=trials, n_images=len(predictions), start=start,
-                      space=space)
+    return TuneResult(
+        method=method,
+        metric=metric,
+        best_params=dict(best.params),
+        best_score=best.score,
+        default_score=trials[0].score,
+        trials=trials,
+        n_images=len(predictions),
+        start=start,
+        space=space,
+    )
 
 
 # ------------------------------------------------------------------------------ packages and run folders
@@ -250,8 +290,11 @@ def tuning_split(data: str | os.PathLike) -> Any:
         return data
     if (data / "val" / "x").is_dir():
         return data / "val"
-    raise UserError("no x/ (images) and y/ (labels) folders here, nor a val/ split with them", path=data,
-                    hint="--data takes a split folder such as data/val")
+    raise UserError(
+        "no x/ (images) and y/ (labels) folders here, nor a val/ split with them",
+        path=data,
+        hint="--data takes a split folder such as data/val",
+    )
 
 
 def predict_for_tuning(
@@ -297,8 +340,12 @@ def score_report(data: TuneData, method: str, params: dict, *, weights: str):
     from runner.postprocessing import run_postprocessor
 
     scored = [
-        evaluate_image(gt, run_postprocessor(method, pred, params, resolution=data.resolution),
-                       thresholds=THRESHOLDS, name=name)
+        evaluate_image(
+            gt,
+            run_postprocessor(method, pred, params, resolution=data.resolution),
+            thresholds=THRESHOLDS,
+            name=name,
+        )
         for pred, gt, name in zip(data.predictions, data.ground_truths, data.names, strict=True)
     ]
     report = report_from_summary(summarize(scored), names=data.names, source=data.source, role="validation")
@@ -313,8 +360,15 @@ def format_trials(result: TuneResult, space_keys: list[str], *, limit: int | Non
     rows = []
     best = max(result.trials, key=lambda t: t.score)
     for t in result.trials[:limit] if limit else result.trials:
-        rows.append([*(str(t.params.get(k)) for k in space_keys), *(f"{t.scores[m]:.4f}" for m in metrics),
-                     "<- best" if t is best else ""])
+        rows.append(
+            [
+                *(str(t.params.get(k)) for k in space_keys),
+                *(f"{t.scores[m]:.4f}" for m in metrics),
+                "<- best" if t is best else "",
+            ]
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])
+    return "\n".join(
+        [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+    )

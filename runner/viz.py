@@ -77,8 +77,15 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray, color_of: np.ndarray
     return rgb
 
 
-def save_panels(path: str | Path, panels: list[Panel], *, ncols: int | None = None, title: str | None = None,
-                panel_size: float = 3.2, dpi: int = 110) -> Path:
+def save_panels(
+    path: str | Path,
+    panels: list[Panel],
+    *,
+    ncols: int | None = None,
+    title: str | None = None,
+    panel_size: float = 3.2,
+    dpi: int = 110,
+) -> Path:
     """Write a row (or grid) of panels as one PNG, atomically."""
     import matplotlib
 
@@ -91,8 +98,12 @@ def save_panels(path: str | Path, panels: list[Panel], *, ncols: int | None = No
     nrows = int(np.ceil(len(panels) / ncols))
     h, w = panels[0].data.shape[:2] if panels else (1, 1)
     aspect = min(max(h / max(w, 1), 0.25), 4.0)
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 + (0.4 if title else 0)))
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        squeeze=False,
+        figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 + (0.4 if title else 0)),
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels, strict=False):
@@ -122,7 +133,9 @@ MATCH_COLORS = {"tp": (0.1, 0.9, 0.2), "fp": (0.2, 0.5, 1.0), "fn": (1.0, 0.15, 
 truth red."""
 
 
-def match_overlay(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, matches=None) -> np.ndarray:
+def match_overlay(
+    image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, matches=None
+) -> np.ndarray:
     """RGB picture of a 2D ``image`` with prediction outlines coloured by match.
 
     With ``gt`` and ``matches`` (a :class:`runner.metrics.Matches`), matched predictions are outlined green,
@@ -143,12 +156,21 @@ def match_overlay(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = N
     return rgb
 
 
-def save_match_figure(path: str | Path, image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None,
-                      matches=None, *, title: str | None = None) -> Path:
+def save_match_figure(
+    path: str | Path,
+    image: np.ndarray,
+    pred: np.ndarray,
+    gt: np.ndarray | None = None,
+    matches=None,
+    *,
+    title: str | None = None,
+) -> Path:
     """``image | prediction outlines coloured by match`` as one PNG (middle slice of 3D data)."""
     mid = (lambda a: a[a.shape[0] // 2]) if pred.ndim == 3 else (lambda a: a)
     label = "green matched, blue false pos., red missed" if gt is not None else "prediction"
-    panels = [Panel("image", mid(image)), Panel(label, match_overlay(mid(image), mid(pred),
-                                                                      None if gt is None else mid(gt), matches), "rgb")]
+    panels = [
+        Panel("image", mid(image)),
+        Panel(label, match_overlay(mid(image), mid(pred), None if gt is None else mid(gt), matches), "rgb"),
+    ]
     h, w = mid(pred).shape
     return save_panels(path, panels, title=title, panel_size=max(4.0, min(7.0, 3.2 * max(h, w) / 256)))

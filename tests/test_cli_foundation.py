@@ -1,4 +1,4 @@
-"""The runner CLI: help, `runner targets`, `runner synth`, `runner coco-to-labels`, and bad input -> exit 2."""
+"""The runner CLI: help, `runner targets`, `runner synth`, `runner coco-to-labels`; bad input -> exit 2."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def run(*args):
 
 
 def test_help_lists_commands():
-    proc = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--help"], capture_output=True, text=True, check=True
+    )
     for name in ("targets", "synth", "coco-to-labels"):
         assert name in proc.stdout
 
@@ -114,8 +116,10 @@ def test_synth_and_coco(tmp_path):
     assert len(list((tmp_path / "syn" / "train" / "x").glob("*.tif"))) == 2
     doc = {
         "images": [{"id": 1, "file_name": "one.png", "height": 20, "width": 20}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]]},
-                        {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[8, 8, 16, 8, 16, 16, 8, 16]]}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[8, 8, 16, 8, 16, 16, 8, 16]]},
+        ],
     }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     res = run("coco-to-labels", tmp_path / "c.json", "--out", tmp_path / "y", "--stack")

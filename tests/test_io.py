@@ -31,14 +31,22 @@ def _expected_engine(data: np.ndarray, axes: str) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "axes,shape",
-    [("yx", (20, 30)), ("yxc", (20, 30, 3)), ("zyx", (5, 20, 30)), ("zyxc", (5, 20, 30, 2)), ("czyx", (2, 5, 20, 30)),
-     ("cyx", (3, 20, 30))],
+    [
+        ("yx", (20, 30)),
+        ("yxc", (20, 30, 3)),
+        ("zyx", (5, 20, 30)),
+        ("zyxc", (5, 20, 30, 2)),
+        ("czyx", (2, 5, 20, 30)),
+        ("cyx", (3, 20, 30)),
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_tiff_round_trip_every_layout(tmp_path, axes, shape, dtype):
     rng = np.random.default_rng(0)
     data = (rng.random(shape) * 200).astype(dtype)
-    path = write_tiff(tmp_path / "img.tif", data, axes=axes, resolution=(2.0, 0.5, 0.5)[-sum(a in axes for a in "zyx"):])
+    path = write_tiff(
+        tmp_path / "img.tif", data, axes=axes, resolution=(2.0, 0.5, 0.5)[-sum(a in axes for a in "zyx") :]
+    )
     image = read_image(path)
     assert image.axes == ("czyx" if "z" in axes else "cyx")
     np.testing.assert_array_equal(image.data, _expected_engine(data, axes).astype(np.float32))
@@ -47,8 +55,9 @@ def test_tiff_round_trip_every_layout(tmp_path, axes, shape, dtype):
     assert image.data.dtype == np.float32
 
 
-@pytest.mark.parametrize("shape,axes", [((20, 30), "yx"), ((20, 30, 3), "yxc"), ((6, 20, 30), "zyx"),
-                                        ((6, 20, 30, 2), "zyxc")])
+@pytest.mark.parametrize(
+    "shape,axes", [((20, 30), "yx"), ((20, 30, 3), "yxc"), ((6, 20, 30), "zyx"), ((6, 20, 30, 2), "zyxc")]
+)
 def test_plain_tiff_axes_are_guessed(tmp_path, shape, axes):
     data = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
     tifffile.imwrite(tmp_path / "plain.tif", data, photometric="rgb" if axes == "yxc" else "minisblack")
@@ -218,7 +227,10 @@ def test_coco_polygons_rle_and_overlaps(tmp_path):
     labels = image.to_labels()
     assert set(np.unique(labels)) == {0, 1, 2}
     assert (image.to_classes()[labels == 1] == 2).all()
-    assert decode_rle(mask_utils.encode(np.asfortranarray(poly.astype(np.uint8)))["counts"].decode(), h, w).sum() == 400
+    assert (
+        decode_rle(mask_utils.encode(np.asfortranarray(poly.astype(np.uint8)))["counts"].decode(), h, w).sum()
+        == 400
+    )
 
 
 def test_open_lazy_reads_blocks(tmp_path):

@@ -174,7 +174,16 @@ def test_two_input_package_with_named_inputs(tmp_path, images):
 def test_zoo_model_with_fg_watershed_and_ground_truth(tmp_path):
     out = tmp_path / "out"
     result = invoke(
-        ZOO, "-i", EXAMPLES / "x", "-o", out, "--postprocess", "fg_watershed", "--gt", EXAMPLES / "y", "--overlays"
+        ZOO,
+        "-i",
+        EXAMPLES / "x",
+        "-o",
+        out,
+        "--postprocess",
+        "fg_watershed",
+        "--gt",
+        EXAMPLES / "y",
+        "--overlays",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

@@ -191,8 +191,9 @@ def test_gradient_anomaly_overlap_highlight():
     stack = np.zeros((2, 30, 30), np.uint32)
     stack[0, 5:20, 5:20] = 1
     stack[1, 12:27, 12:27] = 1
-    w = gradient_anomaly_weights(stack, GradientAnomalyOptions(ga_factor=0.0, overlap_highlight=0.5),
-                                 overlapping=True)
+    w = gradient_anomaly_weights(
+        stack, GradientAnomalyOptions(ga_factor=0.0, overlap_highlight=0.5), overlapping=True
+    )
     np.testing.assert_array_equal(w > 1, (stack > 0).sum(0) > 1)
     assert w.max() == pytest.approx(1.5)
 

@@ -26,9 +26,29 @@ def run(*args):
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     out = tmp_path_factory.mktemp("tune") / "zoo_tuned.zip"
-    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", out, "-q", "--rounds", "1",
-              "--grid", "threshold=0.5,0.9", "--grid", "min_distance=4", "--grid", "smooth_distance=1",
-              "--grid", "min_height=1,2", "--device", "cpu")
+    res = run(
+        "tune",
+        ZOO,
+        "--data",
+        EXAMPLES,
+        "--postprocess",
+        "fg_watershed",
+        "--out",
+        out,
+        "-q",
+        "--rounds",
+        "1",
+        "--grid",
+        "threshold=0.5,0.9",
+        "--grid",
+        "min_distance=4",
+        "--grid",
+        "smooth_distance=1",
+        "--grid",
+        "min_height=1,2",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -56,8 +76,19 @@ def test_tuned_package_reproduces_the_reported_score(tuned, tmp_path):
     out, _ = tuned
     with zipfile.ZipFile(out) as zf:
         score = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]["tuned_on"]["score"]
-    res = run("predict", out, "--input", EXAMPLES / "x", "--gt", EXAMPLES / "y", "--output", tmp_path / "p", "-q",
-              "--device", "cpu")
+    res = run(
+        "predict",
+        out,
+        "--input",
+        EXAMPLES / "x",
+        "--gt",
+        EXAMPLES / "y",
+        "--output",
+        tmp_path / "p",
+        "-q",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
     acc = next(r["accuracy"] for r in summary["pooled"]["per_threshold"] if abs(r["iou"] - 0.5) < 1e-9)
@@ -74,8 +105,20 @@ def test_tuned_package_reproduces_the_reported_score(tuned, tmp_path):
 )
 def test_tune_bad_requests(tmp_path, args, needle):
     out = tmp_path / "x.zip"
-    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", out, "-q", "--max-images",
-              "1", *args)
+    res = run(
+        "tune",
+        ZOO,
+        "--data",
+        EXAMPLES,
+        "--postprocess",
+        "fg_watershed",
+        "--out",
+        out,
+        "-q",
+        "--max-images",
+        "1",
+        *args,
+    )
     assert res.exit_code == 2, res.output
     assert needle in res.output and not out.exists()
 
@@ -83,7 +126,11 @@ def test_tune_bad_requests(tmp_path, args, needle):
 def test_tune_needs_a_postprocessor_and_data(tmp_path):
     res = run("tune", ZOO, "--data", EXAMPLES, "--out", tmp_path / "x.zip", "-q")
     assert res.exit_code == 2 and "post-processor" in res.output
-    res = run("tune", ZOO, "--data", tmp_path, "--postprocess", "fg_watershed", "--out", tmp_path / "x.zip", "-q")
+    res = run(
+        "tune", ZOO, "--data", tmp_path, "--postprocess", "fg_watershed", "--out", tmp_path / "x.zip", "-q"
+    )
     assert res.exit_code == 2 and "x/" in res.output
-    res = run("tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", tmp_path / "no" / "x.zip")
+    res = run(
+        "tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", tmp_path / "no" / "x.zip"
+    )
     assert res.exit_code == 2 and "does not exist" in res.output

@@ -15,7 +15,10 @@ from runner.tuning import coordinate_search, search_space, tune
 def noisy_bcd():
     rng = np.random.default_rng(0)
     gts = [random_blobs((96, 96), 15, radius=(6, 10), seed=s) for s in range(3)]
-    preds = [np.clip(make_targets(g, "BCD") + rng.normal(0, 0.2, (3, 96, 96)), 0, 1).astype(np.float32) for g in gts]
+    preds = [
+        np.clip(make_targets(g, "BCD") + rng.normal(0, 0.2, (3, 96, 96)), 0, 1).astype(np.float32)
+        for g in gts
+    ]
     return preds, gts
 
 
@@ -26,8 +29,9 @@ def test_coordinate_search_finds_the_peak_and_caches():
         calls.append(dict(p))
         return {"m": -((p["a"] - 0.3) ** 2) - (p["b"] - 0.7) ** 2}
 
-    trials = coordinate_search(evaluate, {"a": 0.9, "b": 0.1}, {"a": [0.1, 0.3, 0.5, 0.9], "b": [0.1, 0.7]},
-                               metric="m")
+    trials = coordinate_search(
+        evaluate, {"a": 0.9, "b": 0.1}, {"a": [0.1, 0.3, 0.5, 0.9], "b": [0.1, 0.7]}, metric="m"
+    )
     best = max(trials, key=lambda t: t.score)
     assert best.params == {"a": 0.3, "b": 0.7}
     keys = [tuple(sorted(c.items())) for c in calls]
@@ -37,15 +41,25 @@ def test_coordinate_search_finds_the_peak_and_caches():
 
 def test_tune_recovers_from_bad_thresholds(noisy_bcd):
     preds, gts = noisy_bcd
-    result = tune(preds, gts, "watershed_bcd", {"th_distance": 0.95, "th_binary": 0.95}, metric="av_ap", workers=1)
+    result = tune(
+        preds, gts, "watershed_bcd", {"th_distance": 0.95, "th_binary": 0.95}, metric="av_ap", workers=1
+    )
     assert result.default_score < 0.5
     assert result.best_score > 0.85
     assert result.best_score == max(t.score for t in result.trials)
     assert result.best_params["th_distance"] < 0.95
     assert {"accuracy@0.5", "av_ap"} <= set(result.trials[0].scores)
     # the best params reproduce the best score
-    again = tune(preds, gts, "watershed_bcd", result.best_params, metric="av_ap", grid={"th_distance": [
-        result.best_params["th_distance"]]}, rounds=1, workers=1)
+    again = tune(
+        preds,
+        gts,
+        "watershed_bcd",
+        result.best_params,
+        metric="av_ap",
+        grid={"th_distance": [result.best_params["th_distance"]]},
+        rounds=1,
+        workers=1,
+    )
     assert again.default_score == pytest.approx(result.best_score)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from runner.errors import UserError
 
 
-def parse_floats(text: str | None, *, name: str, length: tuple[int, ...] | None = None) -> tuple[float, ...] | None:
+def parse_floats(
+    text: str | None, *, name: str, length: tuple[int, ...] | None = None
+) -> tuple[float, ...] | None:
     """``"2,0.5,0.5"`` -> ``(2.0, 0.5, 0.5)``."""
     if text is None or text == "":
         return None
@@ -18,7 +20,9 @@ def parse_floats(text: str | None, *, name: str, length: tuple[int, ...] | None 
     return values
 
 
-def parse_ints(text: str | None, *, name: str, length: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
+def parse_ints(
+    text: str | None, *, name: str, length: tuple[int, ...] | None = None
+) -> tuple[int, ...] | None:
     """``"25,25"`` -> ``(25, 25)``."""
     values = parse_floats(text, name=name, length=length)
     if values is None:

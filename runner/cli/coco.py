@@ -12,10 +12,18 @@ from runner.cli._app import command
 @command("coco-to-labels")
 def coco_to_labels_cmd(
     annotations: Path = typer.Argument(..., help="COCO instances JSON (polygons or RLE)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the label TIFFs (one per annotated image)."),
-    stack: bool = typer.Option(False, "--stack", help="Write overlapping stacks (N,Y,X), one object per plane, "
-                               "instead of label images (where objects overlap, the smaller stays on top)."),
-    classes: bool = typer.Option(False, "--classes", help="Add the category of each object as a second channel."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the label TIFFs (one per annotated image)."
+    ),
+    stack: bool = typer.Option(
+        False,
+        "--stack",
+        help="Write overlapping stacks (N,Y,X), one object per plane, "
+        "instead of label images (where objects overlap, the smaller stays on top).",
+    ),
+    classes: bool = typer.Option(
+        False, "--classes", help="Add the category of each object as a second channel."
+    ),
 ) -> None:
     """Convert COCO instance annotations (the format GAInS data ships in) to label images.
 

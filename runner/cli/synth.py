@@ -34,6 +34,14 @@ def synth_cmd(
     if out.exists() and any(out.iterdir()):
         raise UserError("output folder exists and is not empty", path=out, hint="choose a new folder")
     with staged_dir(out) as stage:
-        make_dataset(stage, ndim=ndim, n_train=n_train, n_val=n_val, shape=shape_t, n_objects=n_objects,
-                     radius=radius_t, seed=seed)
+        make_dataset(
+            stage,
+            ndim=ndim,
+            n_train=n_train,
+            n_val=n_val,
+            shape=shape_t,
+            n_objects=n_objects,
+            radius=radius_t,
+            seed=seed,
+        )
     typer.echo(f"wrote {n_train} training and {n_val} validation {ndim}D images to {out}")

@@ -13,9 +13,15 @@ from runner.cli._parse import parse_floats, parse_ints
 
 @command("targets")
 def targets_cmd(
-    data_dir: Path = typer.Argument(..., help="Dataset folder: <split>/x + <split>/y, or one split with x/ and y/."),
-    code: str = typer.Option("BCD", "--code", "-c", help="Target code: B C D M P Dv2 BC BP BD BCM BCD BCDv2 BDv2 "
-                             "(PPP for PatchPerPix patches)."),
+    data_dir: Path = typer.Argument(
+        ..., help="Dataset folder: <split>/x + <split>/y, or one split with x/ and y/."
+    ),
+    code: str = typer.Option(
+        "BCD",
+        "--code",
+        "-c",
+        help="Target code: B C D M P Dv2 BC BP BD BCM BCD BCDv2 BDv2 (PPP for PatchPerPix patches).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; split sub-folders mirrored)."),
     contour_width: int = typer.Option(1, help="Contour band width in pixels."),
     contour_mode: str = typer.Option("inner", help="inner | thick | outer."),
@@ -27,9 +33,12 @@ def targets_cmd(
     ga_window: int = typer.Option(8, help="Gradient-anomaly sliding window size."),
     ga_factor: float = typer.Option(0.8, help="Gradient-anomaly weight factor."),
     overlap_highlight: float = typer.Option(0.1, help="Extra weight on overlapping pixels."),
-    overlapping: bool = typer.Option(False, "--overlapping", help="Label files are overlapping stacks "
-                                     "(N,(Z,)Y,X), one object per plane."),
-    axes: str = typer.Option(None, "--axes", help="Axes of the images when metadata is missing, e.g. zyx, yxc."),
+    overlapping: bool = typer.Option(
+        False, "--overlapping", help="Label files are overlapping stacks (N,(Z,)Y,X), one object per plane."
+    ),
+    axes: str = typer.Option(
+        None, "--axes", help="Axes of the images when metadata is missing, e.g. zyx, yxc."
+    ),
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write a PNG preview per image."),
 ) -> None:
     """Turn instance labels into the target channels a model learns.
@@ -51,7 +60,9 @@ def targets_cmd(
         resolution=parse_floats(resolution, name="--resolution", length=(2, 3)),
         patch=parse_ints(patch, name="--patch", length=(2, 3)),
     )
-    ga_options = GradientAnomalyOptions(window_size=ga_window, ga_factor=ga_factor, overlap_highlight=overlap_highlight)
+    ga_options = GradientAnomalyOptions(
+        window_size=ga_window, ga_factor=ga_factor, overlap_highlight=overlap_highlight
+    )
     splits = {name: find_pairs(path) for name, path in find_splits(data_dir).items()}
     specs = channel_specs(code, options)
     total = sum(len(p) for p in splits.values())
@@ -65,24 +76,36 @@ def targets_cmd(
                     labels = read_target_labels(pair.labels, image, overlapping=overlapping)
                     channels = target.build(labels, options, overlapping=overlapping)
                     axes_out = "czyx" if channels.ndim == 4 else "cyx"
-                    write_tiff(folder / f"{pair.name}.tif", channels, axes=axes_out,
-                               resolution=options.resolution)
+                    write_tiff(
+                        folder / f"{pair.name}.tif", channels, axes=axes_out, resolution=options.resolution
+                    )
                     weights = None
                     if ga:
                         from runner.targets import gradient_anomaly_weights
 
                         weights = gradient_anomaly_weights(labels, ga_options, overlapping=overlapping)
                         (folder / "weights").mkdir(exist_ok=True)
-                        write_tiff(folder / "weights" / f"{pair.name}.tif", weights, axes="zyx"[-weights.ndim:])
+                        write_tiff(
+                            folder / "weights" / f"{pair.name}.tif", weights, axes="zyx"[-weights.ndim :]
+                        )
                     if preview:
                         (folder / "preview").mkdir(exist_ok=True)
-                        write_preview(folder / "preview" / f"{pair.name}.png", image.data, labels, channels,
-                                      specs, weights=weights, overlapping=overlapping)
+                        write_preview(
+                            folder / "preview" / f"{pair.name}.png",
+                            image.data,
+                            labels,
+                            channels,
+                            specs,
+                            weights=weights,
+                            overlapping=overlapping,
+                        )
                     bar.update(1)
         meta = {
             "code": code,
-            "channels": [{"index": i, "name": s.name, "kind": s.kind, "description": s.description}
-                         for i, s in enumerate(specs)],
+            "channels": [
+                {"index": i, "name": s.name, "kind": s.kind, "description": s.description}
+                for i, s in enumerate(specs)
+            ],
             "options": options.model_dump(mode="json"),
             "gradient_anomaly": ga_options.model_dump() if ga else None,
             "n_images": total,

@@ -11,15 +11,31 @@ from runner.cli._app import command
 
 @command("tune")
 def tune_cmd(
-    model: Path = typer.Argument(..., help="Model package (.zip, folder, rdf.yaml) or a training run folder."),
-    data: Path = typer.Option(..., "--data", "-d", help="Annotated split with x/ and y/ (or a dataset with val/)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New package (.zip or folder) carrying the tuned params."),
-    metric: str = typer.Option("accuracy@0.5", "--metric", help="accuracy@0.5 or av_ap (mean over IoU 0.5:0.9)."),
-    postprocess: str = typer.Option(None, "--postprocess", "-m", help="Post-processor to tune (default: the "
-                                    "package's config.runner.postprocessing)."),
+    model: Path = typer.Argument(
+        ..., help="Model package (.zip, folder, rdf.yaml) or a training run folder."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="Annotated split with x/ and y/ (or a dataset with val/)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="New package (.zip or folder) carrying the tuned params."
+    ),
+    metric: str = typer.Option(
+        "accuracy@0.5", "--metric", help="accuracy@0.5 or av_ap (mean over IoU 0.5:0.9)."
+    ),
+    postprocess: str = typer.Option(
+        None,
+        "--postprocess",
+        "-m",
+        help="Post-processor to tune (default: the package's config.runner.postprocessing).",
+    ),
     param: list[str] = typer.Option(None, "--param", "-p", help="Starting param key=value, repeatable."),
-    grid: list[str] = typer.Option(None, "--grid", "-g", help="Values to try, key=v1,v2,... (repeatable; "
-                                   "replaces the built-in values of that param)."),
+    grid: list[str] = typer.Option(
+        None,
+        "--grid",
+        "-g",
+        help="Values to try, key=v1,v2,... (repeatable; replaces the built-in values of that param).",
+    ),
     rounds: int = typer.Option(2, min=1, max=10, help="Coordinate-search rounds over all params."),
     tta: bool = typer.Option(False, "--tta", help="Tune on test-time-augmented predictions."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -51,37 +67,79 @@ def tune_cmd(
         declared = pkg.postprocessing
         name = postprocess or (declared.name if declared else None)
         if name is None:
-            raise UserError("the package declares no post-processor", path=model,
-                            hint="pass --postprocess NAME (runner postprocess --list)")
+            raise UserError(
+                "the package declares no post-processor",
+                path=model,
+                hint="pass --postprocess NAME (runner postprocess --list)",
+            )
         processor = get_postprocessor(name)
         start = {**(declared.params if declared and declared.name == name else {}), **parse_params(param)}
         grid_values = {k: v if isinstance(v, list) else [v] for k, v in parse_params(grid).items()}
         search_space(name, processor.params_model, overrides=grid_values)  # unknown --grid keys fail early
         weights = next(f for f in ("onnx", "torchscript", "pytorch_state_dict") if f in pkg.weight_formats)
-        prepared = predict_for_tuning(pkg, data, device=device, tta=tta, max_images=max_images,
-                                      method_input=processor.input, progress=not quiet)
-        typer.echo(f"tuning {name} on {len(prepared.names)} image(s) of {prepared.source} ({metric})", err=True)
-        result = tune(prepared.predictions, prepared.ground_truths, name, start, metric=metric, grid=grid_values,
-                      rounds=rounds, resolution=prepared.resolution)
+        prepared = predict_for_tuning(
+            pkg,
+            data,
+            device=device,
+            tta=tta,
+            max_images=max_images,
+            method_input=processor.input,
+            progress=not quiet,
+        )
+        typer.echo(
+            f"tuning {name} on {len(prepared.names)} image(s) of {prepared.source} ({metric})", err=True
+        )
+        result = tune(
+            prepared.predictions,
+            prepared.ground_truths,
+            name,
+            start,
+            metric=metric,
+            grid=grid_values,
+            rounds=rounds,
+            resolution=prepared.resolution,
+        )
         typer.echo(format_trials(result, list(result.space)))
         report = score_report(prepared, name, result.best_params, weights=weights)
         tuned_on = {
-            "data": prepared.source, "images": prepared.names, "metric": metric, "score": result.best_score,
-            "default_score": result.default_score, "n_trials": len(result.trials), "tta": tta,
+            "data": prepared.source,
+            "images": prepared.names,
+            "metric": metric,
+            "score": result.best_score,
+            "default_score": result.default_score,
+            "n_trials": len(result.trials),
+            "tta": tta,
             "searched": result.space,
             "date": datetime.date.today().isoformat(),
         }
         from exporters.docs import validation_section
         from exporters.retune import write_tuned_package
 
-        lines = validation_section(report, package_name=out.name, postprocessing=(name, result.best_params),
-                                   resolution=prepared.resolution, tuned_on=tuned_on,
-                                   notes=_notes(pkg))
-        validation = {**((pkg.runner_config or {}).get("validation") or {}), "metrics": report.metrics,
-                      "source": prepared.source, "n_images": len(prepared.names), "images": prepared.names,
-                      "per_threshold": report.per_threshold}
-        write_tuned_package(source, out, postprocessing={"name": name, "params": result.best_params},
-                            tuned_on=tuned_on, validation_lines=lines, validation=validation, overwrite=overwrite)
+        lines = validation_section(
+            report,
+            package_name=out.name,
+            postprocessing=(name, result.best_params),
+            resolution=prepared.resolution,
+            tuned_on=tuned_on,
+            notes=_notes(pkg),
+        )
+        validation = {
+            **((pkg.runner_config or {}).get("validation") or {}),
+            "metrics": report.metrics,
+            "source": prepared.source,
+            "n_images": len(prepared.names),
+            "images": prepared.names,
+            "per_threshold": report.per_threshold,
+        }
+        write_tuned_package(
+            source,
+            out,
+            postprocessing={"name": name, "params": result.best_params},
+            tuned_on=tuned_on,
+            validation_lines=lines,
+            validation=validation,
+            overwrite=overwrite,
+        )
         pkg.close()
     changed = result.changed or "the same params"
     typer.echo(f"{metric}: {result.default_score:.4f} -> {result.best_score:.4f} with {changed}")

@@ -71,8 +71,12 @@ class PredictOptions(BaseModel):
         None, description="Which output feeds the post-processor (default: first)."
     )
     save_probabilities: bool = Field(False, description="Also write the raw outputs to probabilities/.")
-    tta: bool = Field(False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower).")
-    overlays: bool = Field(False, description="Write overlays/<name>.png: image | outlines coloured by match.")
+    tta: bool = Field(
+        False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower)."
+    )
+    overlays: bool = Field(
+        False, description="Write overlays/<name>.png: image | outlines coloured by match."
+    )
     measure: bool = Field(False, description="Write per-object measurements to measurements/.")
     axes: str | None = Field(None, description="Axes of the input files when their metadata is missing.")
     resolution: list[float] | None = Field(
@@ -246,7 +250,10 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
     outputs = predictor.predict(
-        {k: im.data for k, im in images.items()}, progress=progress.tiles, where=first.info.path, tta=options.tta
+        {k: im.data for k, im in images.items()},
+        progress=progress.tiles,
+        where=first.info.path,
+        tta=options.tta,
     )
     result: dict = {"resolution": resolution, "shape": first.data.shape[1:]}
     labels = table = None

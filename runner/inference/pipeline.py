@@ -267,8 +267,11 @@ class Predictor:
             raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
         flips = _mirror_axes(self.geometry.ndim) if tta else [()]
         if tta and not self.geometry.tileable:
-            raise UserError("test-time augmentation needs outputs that follow the input size",
-                            path=self.package.source, hint="drop --tta")
+            raise UserError(
+                "test-time augmentation needs outputs that follow the input size",
+                path=self.package.source,
+                hint="drop --tta",
+            )
         total: dict[str, np.ndarray] = {}
         for axes in flips:
             # spatial axes of a (C, *spatial) array start at 1

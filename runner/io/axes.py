@@ -19,7 +19,9 @@ def normalize_axes(axes: str) -> str:
     axes = axes.strip().lower().replace("s", "c")
     bad = set(axes) - KNOWN - {"q", "i"}
     if bad:
-        raise UserError(f"unknown axis letter(s) {''.join(sorted(bad))!r} in axes {axes!r}; use letters of 'tzcyx'")
+        raise UserError(
+            f"unknown axis letter(s) {''.join(sorted(bad))!r} in axes {axes!r}; use letters of 'tzcyx'"
+        )
     if len(set(axes)) != len(axes):
         raise UserError(f"axes {axes!r} names an axis twice")
     if "y" not in axes or "x" not in axes:
@@ -70,7 +72,9 @@ def to_engine_labels(data: np.ndarray, axes: str, *, where: object = None) -> tu
     data, axes = _drop_singletons(data, normalize_axes(axes), where)
     if "c" in axes:
         if data.shape[axes.index("c")] != 1:
-            raise UserError(f"label image has a channel axis of size {data.shape[axes.index('c')]}", path=where)
+            raise UserError(
+                f"label image has a channel axis of size {data.shape[axes.index('c')]}", path=where
+            )
         data = np.take(data, 0, axis=axes.index("c"))
         axes = axes.replace("c", "")
     target = "zyx" if "z" in axes else "yx"

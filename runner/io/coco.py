@@ -98,11 +98,15 @@ def read_coco(path: str | Path) -> list[CocoImage]:
     except FileNotFoundError:
         raise UserError("file not found", path=path) from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"not a COCO instances file ({exc})", path=path, hint="expected keys images, annotations") from exc
+        raise UserError(
+            f"not a COCO instances file ({exc})", path=path, hint="expected keys images, annotations"
+        ) from exc
     per_image: dict[int, list[dict]] = {i: [] for i in images}
     for ann in annotations:
         if ann.get("image_id") not in per_image:
-            raise UserError(f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}", path=path)
+            raise UserError(
+                f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}", path=path
+            )
         per_image[ann["image_id"]].append(ann)
     out = []
     for image_id, im in images.items():

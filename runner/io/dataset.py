@@ -9,8 +9,11 @@ from pathlib import Path
 from runner.errors import UserError
 from runner.io.images import IMAGE_SUFFIXES, natural_key, stem
 
-# Suffixes people put on mask file names; removed before pairing ("cell_01_mask.tif" pairs with "cell_01.tif").
-_LABEL_TOKENS = re.compile(r"([_\-. ]?(mask|masks|label|labels|labelled|gt|groundtruth|ground_truth|seg|instances))$", re.I)
+# Suffixes people put on mask file names, removed before pairing
+# ("cell_01_mask.tif" pairs with "cell_01.tif").
+_LABEL_TOKENS = re.compile(
+    r"([_\-. ]?(mask|masks|label|labels|labelled|gt|groundtruth|ground_truth|seg|instances))$", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,7 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError("folder not found", path=folder)
     files = [
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.name.lower().endswith(IMAGE_SUFFIXES)
+        p for p in folder.iterdir() if not p.name.startswith(".") and p.name.lower().endswith(IMAGE_SUFFIXES)
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
@@ -48,7 +49,9 @@ def pair_files(images: list[Path], labels: list[Path], *, where: Path | None = N
     for p in labels:
         key = _pair_key(p)
         if key in by_key:
-            raise UserError(f"two label files pair with the same name: {by_key[key].name}, {p.name}", path=where)
+            raise UserError(
+                f"two label files pair with the same name: {by_key[key].name}, {p.name}", path=where
+            )
         by_key[key] = p
     pairs, missing = [], []
     for img in images:
@@ -63,7 +66,9 @@ def pair_files(images: list[Path], labels: list[Path], *, where: Path | None = N
         if missing:
             parts.append(f"{len(missing)} image(s) without labels: {_short_list(missing)}")
         if by_key:
-            parts.append(f"{len(by_key)} label file(s) without image: {_short_list([p.name for p in by_key.values()])}")
+            parts.append(
+                f"{len(by_key)} label file(s) without image: {_short_list([p.name for p in by_key.values()])}"
+            )
         raise UserError(
             "; ".join(parts), path=where, hint="images in x/ and labels in y/ must have matching file names"
         )
@@ -93,7 +98,8 @@ def find_pairs(split_dir: str | Path, *, x: str = "x", y: str = "y") -> list[Pai
 
 
 def find_splits(data_dir: str | Path) -> dict[str, Path]:
-    """Split folders of a dataset: ``{"": data_dir}`` when it holds ``x/`` itself, else its ``*/x`` children."""
+    """Split folders of a dataset: ``{"": data_dir}`` when it holds ``x/`` itself, else its ``*/x``
+    children."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UserError("data folder not found", path=data_dir)

@@ -168,9 +168,13 @@ def _open_array(path: Path):
         raise
     except Exception as exc:  # corrupt or truncated file: one line, no traceback
         raise UserError(
-            f"cannot read image ({type(exc).__name__}: {exc})", path=path, hint="check the file is a valid image"
+            f"cannot read image ({type(exc).__name__}: {exc})",
+            path=path,
+            hint="check the file is a valid image",
         ) from exc
-    raise UserError(f"unsupported image format {suffix!r}", path=path, hint=f"use one of {', '.join(IMAGE_SUFFIXES)}")
+    raise UserError(
+        f"unsupported image format {suffix!r}", path=path, hint=f"use one of {', '.join(IMAGE_SUFFIXES)}"
+    )
 
 
 def read_array(path: str | Path, *, axes: str | None = None) -> tuple[np.ndarray, ImageInfo]:
@@ -191,7 +195,9 @@ def read_array(path: str | Path, *, axes: str | None = None) -> tuple[np.ndarray
     else:
         axes = guess_axes(shape)
         if axes is None:
-            raise UserError(f"cannot tell the axes of an image of shape {shape}", path=path, hint="pass --axes")
+            raise UserError(
+                f"cannot tell the axes of an image of shape {shape}", path=path, hint="pass --axes"
+            )
     if resolution is not None and len(resolution) != sum(a in axes for a in "zyx"):
         resolution = None
     info = ImageInfo(path=path, axes=axes, shape=shape, dtype=np.dtype(data.dtype), resolution=resolution)
@@ -220,9 +226,16 @@ def open_lazy(path: str | Path, *, axes: str | None = None):
     if axes is None:
         axes = file_axes or guess_axes(tuple(data.shape))
     if axes is None:
-        raise UserError(f"cannot tell the axes of an image of shape {tuple(data.shape)}", path=path, hint="pass --axes")
-    info = ImageInfo(path=path, axes=normalize_axes(axes), shape=tuple(data.shape), dtype=np.dtype(data.dtype),
-                     resolution=resolution)
+        raise UserError(
+            f"cannot tell the axes of an image of shape {tuple(data.shape)}", path=path, hint="pass --axes"
+        )
+    info = ImageInfo(
+        path=path,
+        axes=normalize_axes(axes),
+        shape=tuple(data.shape),
+        dtype=np.dtype(data.dtype),
+        resolution=resolution,
+    )
     return data, info
 
 
@@ -245,7 +258,9 @@ def read_image(path: str | Path, *, axes: str | None = None) -> Image:
     data, eaxes = to_engine_image(raw, info.axes, where=info.path)
     data = np.ascontiguousarray(data, dtype=np.float32)
     if not np.isfinite(data).all():
-        raise UserError("image contains NaN or infinite values", path=info.path, hint="clean or re-export the image")
+        raise UserError(
+            "image contains NaN or infinite values", path=info.path, hint="clean or re-export the image"
+        )
     return Image(data=data, axes=eaxes, info=info)
 
 
@@ -351,11 +366,15 @@ def write_tiff(
     return path
 
 
-def write_labels(path: str | Path, labels: np.ndarray, *, resolution: tuple[float, ...] | None = None) -> Path:
+def write_labels(
+    path: str | Path, labels: np.ndarray, *, resolution: tuple[float, ...] | None = None
+) -> Path:
     """Write a ``(Z,) Y, X`` label image as uint16 when the ids fit, else uint32."""
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.size == 0 or labels.max() < 2**16 else np.uint32
-    return write_tiff(path, labels.astype(dtype, copy=False), axes="zyx"[-labels.ndim :], resolution=resolution)
+    return write_tiff(
+        path, labels.astype(dtype, copy=False), axes="zyx"[-labels.ndim :], resolution=resolution
+    )
 
 
 def write_image(

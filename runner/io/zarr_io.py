@@ -45,7 +45,9 @@ def create_zarr(
     import zarr
 
     if chunks is None:
-        chunks = tuple(min(n, 64 if len(shape) - i <= 3 and len(shape) >= 4 else 512) for i, n in enumerate(shape))
+        chunks = tuple(
+            min(n, 64 if len(shape) - i <= 3 and len(shape) >= 4 else 512) for i, n in enumerate(shape)
+        )
     arr = zarr.create_array(store=str(path), shape=shape, dtype=dtype, chunks=chunks, overwrite=True)
     if axes:
         arr.attrs["axes"] = axes

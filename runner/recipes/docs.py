@@ -1,7 +1,8 @@
 """Field-by-field reference of the recipe schema, generated from the pydantic field descriptions.
 
 ``python -m runner.recipes.docs`` prints the Markdown tables; ``python -m runner.recipes.docs --write
-model_specs/README.md`` replaces everything after the README's :data:`MARKER` line with them. A test checks that
+model_specs/README.md`` replaces everything after the README's :data:`MARKER` line with them. A test checks
+that
 the README holds the current tables.
 """
 

@@ -170,7 +170,9 @@ def _register_standard() -> None:
                 out.append(spec)
             return out
 
-        def build(labels, options, *, overlapping: bool = False, tokens: list[str] = tokens, name: str = name):
+        def build(
+            labels, options, *, overlapping: bool = False, tokens: list[str] = tokens, name: str = name
+        ):
             if overlapping:
                 raise UserError(
                     f"target code {name} needs a label image, not an overlapping stack",

@@ -25,11 +25,16 @@ class TargetOptions(BaseModel):
     )
     distance_norm: Literal["instance", "image", "none"] = Field(
         "instance",
-        description="D channel scaling: divide by each object's maximum (0..1), by the image maximum, or keep "
+        description="D channel scaling: divide by each object's maximum (0..1), by the image maximum, "
+        "or keep "
         "physical units.",
     )
-    point_radius: float = Field(3.0, ge=0, le=64, description="Radius (pixels) of the disk/ball drawn at each "
-                                "object's centre (P channel).")
+    point_radius: float = Field(
+        3.0,
+        ge=0,
+        le=64,
+        description="Radius (pixels) of the disk/ball drawn at each object's centre (P channel).",
+    )
     resolution: tuple[float, ...] | None = Field(
         None, description="Pixel spacing (z,) y, x for distances; None means isotropic unit spacing."
     )
@@ -55,14 +60,26 @@ class ChannelSpec:
 
 
 CHANNELS: dict[str, ChannelSpec] = {
-    "B": ChannelSpec("B", "binary", "sigmoid", (0.0, 1.0), "object interior: object pixels minus the contour band"),
+    "B": ChannelSpec(
+        "B", "binary", "sigmoid", (0.0, 1.0), "object interior: object pixels minus the contour band"
+    ),
     "C": ChannelSpec("C", "binary", "sigmoid", (0.0, 1.0), "contour band of each object"),
-    "D": ChannelSpec("D", "distance", "identity", None,
-                     "distance of each object pixel to the object's edge (0 outside objects)"),
+    "D": ChannelSpec(
+        "D",
+        "distance",
+        "identity",
+        None,
+        "distance of each object pixel to the object's edge (0 outside objects)",
+    ),
     "M": ChannelSpec("M", "binary", "sigmoid", (0.0, 1.0), "foreground mask: every object pixel"),
     "P": ChannelSpec("P", "binary", "sigmoid", (0.0, 1.0), "a disk/ball around each object's centre"),
-    "Dv2": ChannelSpec("Dv2", "signed_distance", "identity", (-1.0, 1.0),
-                       "signed distance: + inside (per-object normalised), 0 on the contour, - in the background"),
+    "Dv2": ChannelSpec(
+        "Dv2",
+        "signed_distance",
+        "identity",
+        (-1.0, 1.0),
+        "signed distance: + inside (per-object normalised), 0 on the contour, - in the background",
+    ),
 }
 
 

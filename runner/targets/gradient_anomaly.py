@@ -30,11 +30,16 @@ class GradientAnomalyOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    window_size: int = Field(8, ge=2, le=64, description="Side of the sliding window in pixels "
-                             "(about 1/20 to 1/10 of an object's size).")
+    window_size: int = Field(
+        8,
+        ge=2,
+        le=64,
+        description="Side of the sliding window in pixels (about 1/20 to 1/10 of an object's size).",
+    )
     ga_factor: float = Field(0.8, ge=0, le=10, description="Extra weight given to fully anomalous pixels.")
-    overlap_highlight: float = Field(0.1, ge=0, le=10, description="Extra weight on pixels shared by "
-                                     "overlapping objects.")
+    overlap_highlight: float = Field(
+        0.1, ge=0, le=10, description="Extra weight on pixels shared by overlapping objects."
+    )
 
 
 def _radial_field(labels: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -57,7 +62,8 @@ def _radial_field(labels: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 def gradient_anomaly_weights(
     labels: np.ndarray, options: GradientAnomalyOptions | None = None, *, overlapping: bool = False
 ) -> np.ndarray:
-    """Per-pixel loss weights ``>= 1`` for a label image ``(Z,) Y, X`` or an overlapping stack ``(N, (Z,) Y, X)``.
+    """Per-pixel loss weights ``>= 1`` for a label image ``(Z,) Y, X`` or an overlapping stack
+    ``(N, (Z,) Y, X)``.
 
     Returns a float32 map of the spatial shape.
     """
