@@ -31,6 +31,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check runner exporters tests benchmarks
 	$(VENV)/bin/ruff format --check runner exporters tests benchmarks
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -15,8 +15,12 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from runner.errors import UserError
+
+if TYPE_CHECKING:
+    from bioimageio.core.common import SupportedWeightsFormat
 
 CODE_FORMATS = ("pytorch_state_dict",)
 
@@ -133,7 +137,10 @@ def _core_checks(
     seen: dict[str, CheckResult] = {}
     for fmt in [None] if every else formats:
         try:
-            summary = test_description(str(source), weight_format=fmt, devices=devices)
+            # the formats are bioimage.io weight format names (see exporters.weights.FORMATS)
+            summary = test_description(
+                str(source), weight_format=cast("SupportedWeightsFormat | None", fmt), devices=devices
+            )
         except Exception as exc:  # bioimageio.core raises for some broken packages instead of reporting
             key = f"test ({fmt or 'all formats'})"
             seen[key] = CheckResult("bioimageio.core", key, False, [f"{type(exc).__name__}: {exc}"])

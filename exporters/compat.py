@@ -9,7 +9,9 @@ fields it uses all exist in 0.5.4) and validated again from that form before it 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runner.errors import UserError
 
@@ -25,7 +27,7 @@ def compatible_content(descr) -> dict:
     """The description as a mapping in the 0.5.4 form (string covers/documentation, explicit axis ids)."""
     from bioimageio.spec import dump_description
 
-    data = copy.deepcopy(dump_description(descr))
+    data: dict[str, Any] = copy.deepcopy(dump_description(descr))
     data["format_version"] = COMPAT_FORMAT_VERSION
     if "covers" in data:
         data["covers"] = [_source(c) for c in data["covers"]]
@@ -38,7 +40,7 @@ def compatible_content(descr) -> dict:
     return data
 
 
-def validate_content(content: dict, folder: Path, *, github_users: list[str] = ()) -> object:
+def validate_content(content: dict, folder: Path, *, github_users: Sequence[str] = ()) -> object:
     """Build the description from ``content`` (as read from the rdf) with io checks; the ``ModelDescr``.
 
     Raises :class:`UserError` with the first problems when the content does not validate.
@@ -73,7 +75,7 @@ def dump_yaml(content: dict) -> str:
     return yaml.safe_dump(content, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
-def write_compatible_rdf(descr, folder: Path, *, github_users: list[str] = ()) -> Path:
+def write_compatible_rdf(descr, folder: Path, *, github_users: Sequence[str] = ()) -> Path:
     """Write ``rdf.yaml`` in the 0.5.4 form into ``folder`` after checking that form validates."""
     from runner.io import write_text_atomic
 

@@ -27,36 +27,38 @@ class ExportOptions(BaseModel):
         "The first of pytorch_state_dict, torchscript, onnx present is the parent of the others.",
     )
     name: str | None = Field(
-        None,
+        default=None,
         description="Model name shown by bioimage.io tools (5-128 letters, digits, spaces, _ + - ( )); "
         "default: the recipe name.",
     )
     checkpoint: Literal["best", "last"] = Field(
-        "best", description="Checkpoint of a run folder to export: best (else last) or last."
+        default="best", description="Checkpoint of a run folder to export: best (else last) or last."
     )
     data_dir: Path | None = Field(
-        None,
+        default=None,
         description="Where the run's dataset folder lives now (default: where it was during training); "
         "test tensors and validation metrics come from its validation images.",
     )
-    opset: int = Field(17, ge=7, le=18, description="ONNX opset (deepImageJ reads 8 to 18).")
+    opset: int = Field(default=17, ge=7, le=18, description="ONNX opset (deepImageJ reads 8 to 18).")
     max_validation_images: int | None = Field(
-        None, ge=1, description="Score at most this many validation images for the README; null = all."
+        default=None,
+        ge=1,
+        description="Score at most this many validation images for the README; null = all.",
     )
     relative_tolerance: float = Field(
-        1e-3, ge=0, le=1, description="Reproducibility: relative tolerance of the test outputs."
+        default=1e-3, ge=0, le=1, description="Reproducibility: relative tolerance of the test outputs."
     )
     absolute_tolerance: float = Field(
-        1e-3, ge=0, description="Reproducibility: absolute tolerance of the test outputs."
+        default=1e-3, ge=0, description="Reproducibility: absolute tolerance of the test outputs."
     )
     mismatched_elements_per_million: float = Field(
-        100,
+        default=100,
         ge=0,
         le=1_000_000,
         description="Reproducibility: elements per million allowed outside tolerance.",
     )
-    overwrite: bool = Field(False, description="Replace an existing package at the output path.")
-    progress: bool = Field(False, description="Show progress bars on stderr.")
+    overwrite: bool = Field(default=False, description="Replace an existing package at the output path.")
+    progress: bool = Field(default=False, description="Show progress bars on stderr.")
 
     @field_validator("weights", mode="before")
     @classmethod

@@ -187,11 +187,12 @@ def build_model_descr(ctx: ExportContext, config: dict):
                 license=exp.license,
                 tags=tags(ctx),
                 documentation=_file(ctx, "documentation", FileDescr),
-                covers=[FileDescr(source=ctx.files["cover"].name)] if "cover" in ctx.files else [],
+                covers=[_file(ctx, "cover", FileDescr)] if "cover" in ctx.files else [],
                 inputs=[inp],
                 outputs=[out],
                 weights=_weights(ctx, m5),
-                config=config,
+                # pydantic validates the plain mapping into the spec's Config model (typed as Config only)
+                config=config,  # type: ignore[arg-type]
             )
     except ValidationError as exc:
         raise UserError(

@@ -148,6 +148,8 @@ def cut_test_sample(pairs: list, rule_min, rule_step, *, ndim: int, axes: str | 
         count = len(np.unique(crop_labels)) - (1 if (crop_labels == 0).any() else 0)
         if best is None or count > best[0]:
             best = (count, pair.name, image.data[(slice(None), *region)], crop_labels, origin, shape)
+    if best is None:
+        raise UserError("no image pairs to cut a test sample from", hint="check the run's validation data")
     _, name, img, lab, origin, shape = best
     pad = [(0, max(0, w - n)) for n, w in zip(lab.shape, shape, strict=True)]
     if any(p[1] for p in pad):

@@ -343,8 +343,12 @@ def run_format(wf: WeightsFile, x: np.ndarray, request: WriteRequest) -> np.ndar
 def _import_architecture(wf: WeightsFile):
     import importlib.util
 
+    if wf.architecture is None or wf.class_name is None:
+        raise ValueError(f"{wf.format} weights {wf.path} have no architecture source and class name")
     name = f"_bmz_export_arch_{abs(hash(str(wf.architecture)))}"
     spec = importlib.util.spec_from_file_location(name, wf.architecture)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import the network architecture from {wf.architecture}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

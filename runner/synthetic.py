@@ -86,7 +86,7 @@ def random_worms(
 ) -> np.ndarray:
     """Overlapping stack ``(N, Y, X)`` of thick random curves that may cross (one worm per plane)."""
     rng = np.random.default_rng(seed)
-    planes = []
+    planes: list[np.ndarray] = []
     for _ in range(n):
         pos = np.array([rng.uniform(0.2, 0.8) * s for s in shape])
         angle = rng.uniform(0, 2 * np.pi)

@@ -11,14 +11,17 @@ grid on these well-behaved thresholds at a fraction of its cost. Every tried com
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runner.errors import UserError
+
+if TYPE_CHECKING:
+    from runner.metrics import ImageMetrics
 
 METRICS = ("accuracy@0.5", "av_ap")
 """``accuracy@0.5``: pooled accuracy TP/(TP+FP+FN) at IoU 0.5; ``av_ap``: its mean over IoU 0.5:0.1:0.9."""
@@ -116,7 +119,7 @@ def search_space(method: str, params_model, *, overrides: dict[str, list] | None
 _WORK: dict[str, Any] = {}
 
 
-def _score_one(i: int, method: str, params: dict) -> tuple:
+def _score_one(i: int, method: str, params: dict) -> ImageMetrics:
     from runner.metrics import evaluate_image
     from runner.postprocessing import run_postprocessor
 
@@ -162,7 +165,7 @@ class _Scorer:
 def coordinate_search(
     evaluate: Callable[[dict], dict[str, float]],
     start: dict[str, Any],
-    space: dict[str, Sequence],
+    space: Mapping[str, Sequence],
     *,
     metric: str,
     rounds: int = 2,

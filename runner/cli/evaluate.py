@@ -48,7 +48,7 @@ def pair_label_files(pred_files: list[Path], gt_files: list[Path], *, pred_dir: 
     key = label_key
     if len(pred_files) == 1 and len(gt_files) == 1:
         return [(_base_name(gt_files[0]), gt_files[0], pred_files[0])]
-    gts = {}
+    gts: dict[str, Path] = {}
     for p in gt_files:
         if key(p) in gts:
             raise UserError(

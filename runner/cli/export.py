@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, cast
 
 import typer
 
@@ -58,7 +59,7 @@ def export_cmd(
     options = ExportOptions(
         weights=parse_formats(weights),
         name=name,
-        checkpoint=checkpoint,
+        checkpoint=cast('Literal["best", "last"]', checkpoint),  # checked above
         data_dir=data,
         opset=opset,
         max_validation_images=max_val_images,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -112,7 +113,7 @@ def predict_cmd(
 
     from runner.cli._parse import parse_floats, parse_ints, parse_params
     from runner.errors import BatchError, UserError
-    from runner.inference.batch import PredictOptions, predict_files
+    from runner.inference.batch import PredictBatchError, PredictOptions, predict_files
 
     logger.disable("bioimageio")
     if not inputs or output is None:
@@ -120,9 +121,12 @@ def predict_cmd(
             "missing " + " and ".join(n for n, v in (("--input", inputs), ("--output", output)) if not v),
             hint="e.g. runner predict model.zip --input images/ --output out/",
         )
-    tile_value = tile.strip().lower() if tile else None
-    if tile_value and tile_value != "whole":
-        tile_value = list(parse_ints(tile_value, name="--tile", length=(1, 2, 3)))
+    tile_text = tile.strip().lower() if tile else ""
+    tile_value: list[int] | Literal["whole"] | None = None
+    if tile_text == "whole":
+        tile_value = "whole"
+    elif tile_text:
+        tile_value = list(parse_ints(tile_text, name="--tile", length=(1, 2, 3)) or ())
     options = PredictOptions(
         device=device,
         weights=weights,
@@ -148,11 +152,10 @@ def predict_cmd(
     try:
         report = predict_files(model, list(inputs), output, options=options, gt=gt)
     except BatchError as exc:
-        report = getattr(exc, "report", None)
-        if report is not None:
-            _echo_report(report, output)
+        if isinstance(exc, PredictBatchError):
+            _echo_report(exc.report, output)
             if STATE["debug"]:
-                for name, text in report.tracebacks.items():
+                for name, text in exc.report.tracebacks.items():
                     typer.echo(f"--- {name}\n{text}", err=True)
         raise
     _echo_report(report, output)

@@ -41,7 +41,7 @@ def synth_cmd(
             n_val=n_val,
             shape=shape_t,
             n_objects=n_objects,
-            radius=radius_t,
+            radius=None if radius_t is None else (radius_t[0], radius_t[1]),
             seed=seed,
         )
     typer.echo(f"wrote {n_train} training and {n_val} validation {ndim}D images to {out}")

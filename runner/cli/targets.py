@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from runner.cli._app import command
 from runner.cli._parse import parse_floats, parse_ints
+
+if TYPE_CHECKING:
+    from runner.targets.codes import ContourMode, DistanceNorm
 
 
 @command("targets")
@@ -54,8 +58,9 @@ def targets_cmd(
     target = get_code(code)
     options = TargetOptions(
         contour_width=contour_width,
-        contour_mode=contour_mode,
-        distance_norm=distance_norm,
+        # plain strings from the command line; pydantic checks them against the allowed values
+        contour_mode=cast("ContourMode", contour_mode),
+        distance_norm=cast("DistanceNorm", distance_norm),
         point_radius=point_radius,
         resolution=parse_floats(resolution, name="--resolution", length=(2, 3)),
         patch=parse_ints(patch, name="--patch", length=(2, 3)),

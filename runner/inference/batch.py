@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,36 +29,39 @@ from runner.errors import BatchError, UserError
 from runner.inference.inputs import Job, collect_jobs
 from runner.inference.package import Package, PostprocessingChoice, load_package
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 
 class PredictOptions(BaseModel):
     """Everything ``runner predict`` can be told (the CLI fills this; ``run_config.json`` records it)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
     weights: str | None = Field(
-        None, description="Force a weight format: onnx, torchscript or pytorch_state_dict."
+        default=None, description="Force a weight format: onnx, torchscript or pytorch_state_dict."
     )
     trust_code: bool = Field(
-        False, description="Allow running the package's Python source (pytorch_state_dict)."
+        default=False, description="Allow running the package's Python source (pytorch_state_dict)."
     )
     tile: list[int] | Literal["whole"] | None = Field(
-        None,
+        default=None,
         description="Largest tile per spatial axis (one value for all), 'whole', or None for the "
         "memory budget.",
     )
     batch_size: int | None = Field(
-        None, ge=1, description="Tiles per forward pass (default from the memory budget)."
+        default=None, ge=1, description="Tiles per forward pass (default from the memory budget)."
     )
     memory_mb: float | None = Field(
-        None, gt=0, description="Activation memory budget in MiB for tile sizing."
+        default=None, gt=0, description="Activation memory budget in MiB for tile sizing."
     )
     halo: list[int] | None = Field(
-        None, description="Context pixels per tile side, instead of the rdf's halo."
+        default=None, description="Context pixels per tile side, instead of the rdf's halo."
     )
-    threads: int | None = Field(None, ge=1, description="CPU threads for the framework.")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for the framework.")
     postprocess: str | None = Field(
-        None, description="Post-processor name; default: the package's config.runner."
+        default=None, description="Post-processor name; default: the package's config.runner."
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Post-processor params (override the package's)."
@@ -66,23 +69,27 @@ class PredictOptions(BaseModel):
     filters: list[str] = Field(
         default_factory=list, description="Label filters applied after the post-processor."
     )
-    no_postprocess: bool = Field(False, description="Write only the raw outputs.")
+    no_postprocess: bool = Field(default=False, description="Write only the raw outputs.")
     output_tensor: str | None = Field(
-        None, description="Which output feeds the post-processor (default: first)."
+        default=None, description="Which output feeds the post-processor (default: first)."
     )
-    save_probabilities: bool = Field(False, description="Also write the raw outputs to probabilities/.")
+    save_probabilities: bool = Field(
+        default=False, description="Also write the raw outputs to probabilities/."
+    )
     tta: bool = Field(
-        False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower)."
+        default=False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower)."
     )
     overlays: bool = Field(
-        False, description="Write overlays/<name>.png: image | outlines coloured by match."
+        default=False, description="Write overlays/<name>.png: image | outlines coloured by match."
     )
-    measure: bool = Field(False, description="Write per-object measurements to measurements/.")
-    axes: str | None = Field(None, description="Axes of the input files when their metadata is missing.")
+    measure: bool = Field(default=False, description="Write per-object measurements to measurements/.")
+    axes: str | None = Field(
+        default=None, description="Axes of the input files when their metadata is missing."
+    )
     resolution: list[float] | None = Field(
-        None, description="Pixel spacing (z,)y,x; default: from the files."
+        default=None, description="Pixel spacing (z,)y,x; default: from the files."
     )
-    progress: bool = Field(True, description="Show progress bars on stderr.")
+    progress: bool = Field(default=True, description="Show progress bars on stderr.")
 
 
 @dataclass
@@ -97,6 +104,14 @@ class PredictReport:
     seconds: float = 0.0
     summary: dict | None = None
     tracebacks: dict[str, str] = field(default_factory=dict)
+
+
+class PredictBatchError(BatchError):
+    """Some images failed; ``report`` tells what the run did with the others."""
+
+    def __init__(self, report: PredictReport):
+        super().__init__(report.failures)
+        self.report = report
 
 
 @dataclass
@@ -158,8 +173,9 @@ def predict_files(
     ------
     UserError
         Before anything is written: bad package, inputs, post-processor or params.
-    BatchError
-        After the run, when some images failed (the others are written).
+    PredictBatchError
+        After the run, when some images failed (the others are written); a :class:`BatchError` with the
+        run's :class:`PredictReport` as ``report``.
     """
     from runner.inference.pipeline import Predictor
 
@@ -201,9 +217,7 @@ def predict_files(
     report.seconds = time.perf_counter() - start
     _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
     if report.failures:
-        error = BatchError(report.failures)
-        error.report = report
-        raise error
+        raise PredictBatchError(report)
     return report
 
 
@@ -312,6 +326,7 @@ def _read_gt(job: Job, first) -> np.ndarray:
     """The ground truth of a job, checked against the image before any prediction is spent on it."""
     from runner.io import read_labels
 
+    assert job.gt is not None, "only called for jobs with ground truth"
     return read_labels(job.gt, spatial_shape=first.data.shape[1:]).data
 
 
@@ -329,6 +344,7 @@ def _write_evaluation(out: Path, per_image: dict[str, Any]) -> dict | None:
 def _instances(outputs: dict, image: np.ndarray, post: _Post, options: PredictOptions, resolution, *, where):
     from runner.postprocessing import run_pipeline
 
+    assert post.choice is not None, "only called with a post-processor"
     key = options.output_tensor or next(iter(outputs))
     source = image if post.processor.input == "image" else outputs[key]
     try:
@@ -384,7 +400,8 @@ class _Progress:
     def __init__(self, n_images: int, *, enabled: bool):
         self.enabled = enabled
         self.n_images = n_images
-        self.images = self.tile_bar = None
+        self.images: tqdm | None = None
+        self.tile_bar: tqdm | None = None
 
     def __enter__(self) -> _Progress:
         if self.enabled:

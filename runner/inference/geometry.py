@@ -76,8 +76,10 @@ class Layout:
         for a in self.nonspace:
             if a.type == "channel":
                 sizes.append(channels)
-            elif a.rule.kind == "fixed" or a.rule.is_valid(1):
-                sizes.append(a.rule.size if a.rule.kind == "fixed" else 1)
+            elif a.rule.kind == "fixed" and a.rule.size is not None:
+                sizes.append(a.rule.size)
+            elif a.rule.is_valid(1):
+                sizes.append(1)
             else:
                 raise UserError(
                     f"input {self.tensor.id!r} has a {a.type} axis {a.id!r} of size {a.rule.describe()}"
@@ -179,7 +181,7 @@ def _resolve_rule(pkg: Package, tensor_id: str, axis_id: str, depth: int = 0) ->
         raise UserError(
             f"input axis {tensor_id}.{axis_id} ({rule.describe()}) is not supported", path=pkg.source
         )
-    return _resolve_rule(pkg, rule.tensor, rule.axis, depth + 1)
+    return _resolve_rule(pkg, *rule.target, depth + 1)
 
 
 def _find_axis(pkg: Package, tensor_id: str, axis_id: str) -> AxisInfo:
@@ -198,11 +200,11 @@ def _trace(pkg: Package, tensor_id: str, axis_id: str, letter_of: dict[str, str]
         if axis.type != "space":
             return None
         if axis.rule.kind == "reference":
-            return _trace(pkg, axis.rule.tensor, axis.rule.axis, letter_of, depth + 1)
+            return _trace(pkg, *axis.rule.target, letter_of, depth + 1)
         return (letter_of.get(axis_id), Fraction(1), 0)
     if axis.rule.kind != "reference":
         return None
-    ref = _trace(pkg, axis.rule.tensor, axis.rule.axis, letter_of, depth + 1)
+    ref = _trace(pkg, *axis.rule.target, letter_of, depth + 1)
     if ref is None or ref[0] is None:
         return None
     letter, ratio, offset = ref

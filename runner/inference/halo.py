@@ -29,6 +29,7 @@ def probe_shape(rules: Sequence[SizeRule]) -> tuple[int, ...]:
         size = r.smallest_valid_at_least(target)
         if size is None:
             size = r.largest_valid_at_most(target)
+        assert size is not None, "a rule without a valid size at least the target has one below it"
         shape.append(int(size))
     return tuple(shape)
 
@@ -38,7 +39,7 @@ def measure_receptive_field(
     *,
     channels: Sequence[int],
     shape: Sequence[int],
-    ratios: Sequence[Sequence[Fraction]],
+    ratios: Sequence[Sequence[Fraction | int]],
     seed: int = 0,
 ) -> tuple[int, ...]:
     """Receptive-field radius per spatial axis, in input pixels.
@@ -62,7 +63,8 @@ def measure_receptive_field(
     radius = [0] * len(shape)
     for delta in (3.0, -3.0):
         probe = [b.copy() for b in base]
-        probe[0][(0, slice(None), *centre)] += delta
+        at: tuple[int | slice, ...] = (0, slice(None), *centre)
+        probe[0][at] += delta
         out = forward(probe)
         for o, (a, b) in enumerate(zip(ref, out, strict=False)):
             a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

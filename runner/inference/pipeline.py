@@ -200,6 +200,7 @@ class Predictor:
         margin = self.margin()
         tile = self.tile if tile is None else tile
         budget = self._budget_voxels()
+        max_tile: Sequence[int] | None
         if tile is None:
             max_tile = choose_tile(spatial_shape, geo.rules, margin, budget, geo.granularity)
         else:
@@ -239,7 +240,7 @@ class Predictor:
         postprocess: bool = True,
         tta: bool = False,
         progress: Callable[[int, int], None] | None = None,
-        where: object = None,
+        where: str | Path | None = None,
     ) -> dict[str, np.ndarray]:
         """Predict one image (or one image per input).
 
@@ -275,13 +276,13 @@ class Predictor:
         total: dict[str, np.ndarray] = {}
         for axes in flips:
             # spatial axes of a (C, *spatial) array start at 1
-            flipped = {k: np.flip(x, [a + 1 for a in axes]) for k, x in pre.items()} if axes else pre
+            flipped = {k: np.flip(x, tuple(a + 1 for a in axes)) for k, x in pre.items()} if axes else pre
             if tile == "whole":
                 canon = self._predict_whole(flipped, where)
             else:
                 canon = self._predict_tiled(flipped, tile=tile, progress=progress)
             for name, arr in canon.items():
-                arr = np.flip(arr, [a + 1 for a in axes]) if axes else arr
+                arr = np.flip(arr, tuple(a + 1 for a in axes)) if axes else arr
                 total[name] = total[name] + arr if name in total else arr.astype(np.float32, copy=True)
         if len(flips) > 1:
             total = {k: v / len(flips) for k, v in total.items()}
@@ -332,7 +333,7 @@ class Predictor:
             padded,
             forward=forward,
             plan=plan,
-            outputs=list(geo.output_geometry.values()),
+            outputs=[g for g in geo.output_geometry.values() if g is not None],  # all of them: tileable
             batch_size=batch,
             on_batch=on_batch,
             stack=stack,

@@ -12,7 +12,8 @@ so far, again as in bioimageio.core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,7 +33,9 @@ class Processing:
     last_stat: dict = field(default_factory=dict)
 
     @classmethod
-    def from_description(cls, descr, *, trust_code: bool = False, where: object = None) -> Processing:
+    def from_description(
+        cls, descr, *, trust_code: bool = False, where: str | Path | None = None
+    ) -> Processing:
         """Operators from ``bioimageio.core.proc_setup``; custom (code) operators need ``trust_code``."""
         from bioimageio.core.proc_ops import AddKnownDatasetStats, CustomProcessing, UpdateStats
         from bioimageio.core.proc_setup import setup_pre_and_postprocessing
@@ -79,7 +82,9 @@ class Processing:
         """
         from bioimageio.core import Sample, Tensor
 
-        sample = Sample(members={k: Tensor(v, dims=axes[k]) for k, v in arrays.items()}, stat={}, id=None)
+        # bioimageio keys members by TensorId, a str subclass: our plain str ids hash and compare the same
+        members: dict[Any, Tensor] = {k: Tensor(v, dims=axes[k]) for k, v in arrays.items()}
+        sample = Sample(members=members, stat={}, id=None)
         if self.input_stats is not None:
             sample.stat.update(self.input_stats.update_and_get_all(sample))
         for op in self.pre:
@@ -95,8 +100,9 @@ class Processing:
             return arrays
         from bioimageio.core import Sample, Tensor
 
+        members: dict[Any, Tensor] = {k: Tensor(v, dims=axes[k]) for k, v in arrays.items()}
         sample = Sample(
-            members={k: Tensor(v, dims=axes[k]) for k, v in arrays.items()},
+            members=members,
             stat=dict(self.last_stat),
             id=None,
         )
@@ -104,7 +110,8 @@ class Processing:
             sample.stat.update(self.output_stats.update_and_get_all(sample))
         for op in self.post:
             op(sample)
-        return {k: _to_array(sample.members[k]) for k in arrays}
+        outputs = cast("dict[Any, Tensor]", sample.members)
+        return {k: _to_array(outputs[k]) for k in arrays}
 
 
 def _to_array(tensor) -> np.ndarray:

@@ -36,12 +36,30 @@ class SizeRule:
     offset: int = 0
     """Added after scaling (``reference``); negative for models that crop their output."""
 
+    def _fixed_size(self) -> int:
+        if self.size is None:
+            raise ValueError("a fixed size rule needs a size")
+        return self.size
+
+    def _min_step(self) -> tuple[int, int]:
+        if self.min is None or self.step is None:
+            raise ValueError("a parameterized size rule needs min and step")
+        return self.min, self.step
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """``(tensor, axis)`` a ``reference`` rule refers to."""
+        if self.tensor is None or self.axis is None:
+            raise ValueError("a reference size rule needs a tensor and an axis")
+        return self.tensor, self.axis
+
     def is_valid(self, n: int) -> bool:
         """True when ``n`` is an allowed size (references are checked by resolving them first)."""
         if self.kind == "fixed":
             return n == self.size
         if self.kind == "parameterized":
-            return n >= self.min and (n - self.min) % self.step == 0
+            lo, step = self._min_step()
+            return n >= lo and (n - lo) % step == 0
         if self.kind == "data_dependent":
             return n >= (self.min or 1)
         return n >= 1
@@ -49,21 +67,25 @@ class SizeRule:
     def smallest_valid_at_least(self, n: int) -> int | None:
         """The smallest valid size ``>= n``; ``None`` when there is none (a fixed size smaller than ``n``)."""
         if self.kind == "fixed":
-            return self.size if self.size >= n else None
+            size = self._fixed_size()
+            return size if size >= n else None
         if self.kind == "parameterized":
-            if n <= self.min:
-                return self.min
-            return self.min + math.ceil((n - self.min) / self.step) * self.step
+            lo, step = self._min_step()
+            if n <= lo:
+                return lo
+            return lo + math.ceil((n - lo) / step) * step
         return max(n, 1)
 
     def largest_valid_at_most(self, n: int) -> int | None:
         """The largest valid size ``<= n``; ``None`` when even the smallest is larger."""
         if self.kind == "fixed":
-            return self.size if self.size <= n else None
+            size = self._fixed_size()
+            return size if size <= n else None
         if self.kind == "parameterized":
-            if n < self.min:
+            lo, step = self._min_step()
+            if n < lo:
                 return None
-            return self.min + ((n - self.min) // self.step) * self.step
+            return lo + ((n - lo) // step) * step
         return n if n >= 1 else None
 
     @property
@@ -74,10 +96,11 @@ class SizeRule:
         32): a fixed-size U-Net's pooling factor is not written down anywhere.
         """
         if self.kind == "parameterized":
-            return int(self.step)
+            return int(self._min_step()[1])
         if self.kind == "fixed":
+            size = self._fixed_size()
             g = 1
-            while self.size % (g * 2) == 0 and g < 32:
+            while size % (g * 2) == 0 and g < 32:
                 g *= 2
             return g
         return 1

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, cast
 
 import numpy as np
 
@@ -133,7 +134,8 @@ def plan_axis(
     whole = rule.smallest_valid_at_least(size + 2 * margin)
     if whole is not None and (max_tile is None or whole <= max_tile):
         return AxisPlan(size=size, tile=whole, stride=_ceil_to(size, q), margin=margin, n=1)
-    limit = max_tile if max_tile is not None else (rule.size if rule.kind == "fixed" else size + 2 * margin)
+    fixed = rule.size if rule.kind == "fixed" else None
+    limit = max_tile if max_tile is not None else (fixed if fixed is not None else size + 2 * margin)
     biggest = rule.largest_valid_at_most(limit)
     if biggest is None:
         biggest = rule.smallest_valid_at_least(limit)
@@ -147,6 +149,7 @@ def plan_axis(
     n = math.ceil(size / stride0)
     stride = min(_ceil_to(math.ceil(size / n), q), stride0)
     tile = rule.smallest_valid_at_least(stride + 2 * margin)
+    assert tile is not None, "`biggest` is a valid size of at least stride + 2 * margin"
     return AxisPlan(size=size, tile=tile, stride=stride, margin=margin, n=n)
 
 
@@ -249,6 +252,9 @@ def _tile_slices(plan: TilePlan, idx: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(i * a.stride, i * a.stride + a.tile) for a, i in zip(plan.axes, idx, strict=True))
 
 
+_PadMode = Literal["symmetric", "reflect", "edge", "constant"]
+
+
 def pad_image(
     image: np.ndarray, plan: TilePlan, *, mode: str = "symmetric", value: float = 0.0
 ) -> np.ndarray:
@@ -258,7 +264,7 @@ def pad_image(
         return image
     if mode == "constant":
         return np.pad(image, width, mode="constant", constant_values=value)
-    return np.pad(image, width, mode=mode)
+    return np.pad(image, width, mode=cast(_PadMode, mode))
 
 
 CALL_COST_VOXELS = 32**3
@@ -270,7 +276,8 @@ def _axis_candidates(size: int, rule: SizeRule, margin: int, q: int) -> list[Axi
     """Distinct axis plans for tiles from the smallest useful one up to the whole axis."""
     whole = plan_axis(size=size, rule=rule, margin=margin, granularity=q)
     lo = rule.smallest_valid_at_least(2 * margin + q) or whole.tile
-    sizes, t = [], lo
+    sizes: list[int] = []
+    t: int | None = lo
     while t is not None and t < whole.tile:
         sizes.append(t)
         t = rule.smallest_valid_at_least(t + 1)
@@ -302,7 +309,8 @@ def choose_tile(
         _axis_candidates(int(s), r, int(m), int(q))
         for s, r, m, q in zip(shape, rules, margin, granularity, strict=True)
     ]
-    best, best_cost = None, math.inf
+    best: Sequence[AxisPlan] | None = None
+    best_cost = math.inf
     for combo in itertools.product(*per_axis):
         volume = math.prod(p.tile for p in combo)
         if volume > budget_voxels:

@@ -7,6 +7,8 @@ dropped). A time axis of size one is dropped; longer time series are refused (on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from runner.errors import UserError
@@ -50,7 +52,9 @@ def guess_axes(shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def to_engine_image(data: np.ndarray, axes: str, *, where: object = None) -> tuple[np.ndarray, str]:
+def to_engine_image(
+    data: np.ndarray, axes: str, *, where: str | Path | None = None
+) -> tuple[np.ndarray, str]:
     """Transpose ``data`` with ``axes`` to ``cyx`` or ``czyx`` (adding a channel axis of size one)."""
     axes = normalize_axes(axes)
     if len(axes) != data.ndim:
@@ -67,7 +71,9 @@ def to_engine_image(data: np.ndarray, axes: str, *, where: object = None) -> tup
     return np.transpose(data, [axes.index(a) for a in target]), target
 
 
-def to_engine_labels(data: np.ndarray, axes: str, *, where: object = None) -> tuple[np.ndarray, str]:
+def to_engine_labels(
+    data: np.ndarray, axes: str, *, where: str | Path | None = None
+) -> tuple[np.ndarray, str]:
     """Transpose ``data`` to ``yx`` or ``zyx``; a channel axis must have size one."""
     data, axes = _drop_singletons(data, normalize_axes(axes), where)
     if "c" in axes:
@@ -81,7 +87,7 @@ def to_engine_labels(data: np.ndarray, axes: str, *, where: object = None) -> tu
     return np.transpose(data, [axes.index(a) for a in target]), target
 
 
-def _drop_singletons(data: np.ndarray, axes: str, where: object) -> tuple[np.ndarray, str]:
+def _drop_singletons(data: np.ndarray, axes: str, where: str | Path | None) -> tuple[np.ndarray, str]:
     for letter in "qit":
         if letter in axes:
             i = axes.index(letter)

@@ -264,7 +264,7 @@ def read_image(path: str | Path, *, axes: str | None = None) -> Image:
     return Image(data=data, axes=eaxes, info=info)
 
 
-def as_label_array(data: np.ndarray, *, where: object = None) -> np.ndarray:
+def as_label_array(data: np.ndarray, *, where: str | Path | None = None) -> np.ndarray:
     """Check and convert an array to uint32 labels: integers (or integral floats), no negatives."""
     data = np.asarray(data)
     if data.dtype == bool:

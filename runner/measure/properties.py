@@ -123,7 +123,7 @@ def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(mapping) - (1 if 0 in mapping else 0)
     old = np.zeros(n + 1, np.int64)
     for orig, new in mapping.items():
-        old[new] = orig
+        old[int(new)] = orig
     ids = old[1:]
     if n and np.any(np.diff(ids) < 0):  # renumber numbers by first appearance: restore the id order
         rank = np.zeros(n + 1, seq.dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +92,7 @@ class PropertyTable:
         return pd.DataFrame(self.columns)
 
     @classmethod
-    def from_rows(cls, rows: list[Mapping]) -> PropertyTable:
+    def from_rows(cls, rows: Sequence[Mapping]) -> PropertyTable:
         """A table of dict rows; the columns are the union of the keys (in order), missing values empty."""
         table = cls()
         keys = list(dict.fromkeys(k for r in rows for k in r))

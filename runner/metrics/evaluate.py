@@ -29,25 +29,28 @@ class EvaluationOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    thresholds: tuple[float, ...] = Field(DEFAULT_THRESHOLDS, description="Matching thresholds in (0, 1].")
-    criterion: str = Field("iou", description="Matching criterion: iou, ior, iop or boundary_iou.")
+    thresholds: tuple[float, ...] = Field(
+        default=DEFAULT_THRESHOLDS, description="Matching thresholds in (0, 1]."
+    )
+    criterion: str = Field(default="iou", description="Matching criterion: iou, ior, iop or boundary_iou.")
     overlapping: bool = Field(
-        False,
+        default=False,
         description="Inputs are overlapping stacks (N, (Z,) Y, X), one object per "
         "plane (one side may be a label image).",
     )
-    boundary_width: float = Field(2.0, ge=1.0, description="Band width in pixels for boundary_iou.")
+    boundary_width: float = Field(default=2.0, ge=1.0, description="Band width in pixels for boundary_iou.")
     coco_max_dets: int | None = Field(
-        None, ge=1, description="COCO detection cap per image (pycocotools: 100); None keeps all."
+        default=None, ge=1, description="COCO detection cap per image (pycocotools: 100); None keeps all."
     )
     split_fraction: float = Field(
-        0.5,
+        default=0.5,
         gt=0.0,
         le=1.0,
         description="Fraction of an object that must lie inside another to count towards a split or merge.",
     )
     score_dtype: Literal["float32", "float64"] = Field(
-        "float32", description="Precision of the scores: float32 reproduces stardist.matching exactly."
+        default="float32",
+        description="Precision of the scores: float32 reproduces stardist.matching exactly.",
     )
 
     @field_validator("thresholds")
@@ -129,17 +132,19 @@ class ImageMetrics:
         if key not in self._tp:
             raise KeyError(f"no matches kept for threshold {threshold}; available: {sorted(self._tp)}")
         rows, cols, scores = self._tp[key]
-        gt_left = np.ones(len(self.gt_ids), bool)
+        gt_ids, pred_ids = self.gt_ids, self.pred_ids
+        assert gt_ids is not None and pred_ids is not None, "the ids are kept with the matches"
+        gt_left = np.ones(len(gt_ids), bool)
         gt_left[rows] = False
-        pred_left = np.ones(len(self.pred_ids), bool)
+        pred_left = np.ones(len(pred_ids), bool)
         pred_left[cols] = False
         return Matches(
             threshold,
-            self.gt_ids[rows],
-            self.pred_ids[cols],
+            gt_ids[rows],
+            pred_ids[cols],
             scores,
-            self.gt_ids[gt_left],
-            self.pred_ids[pred_left],
+            gt_ids[gt_left],
+            pred_ids[pred_left],
         )
 
     def as_row(self) -> dict:

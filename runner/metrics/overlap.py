@@ -148,7 +148,7 @@ def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     seq, mapping = fastremap.renumber(np.ascontiguousarray(labels), preserve_zero=True, in_place=False)
     back = np.zeros(len(mapping) + 1, np.int64)
     for old, new in mapping.items():
-        back[new] = old
+        back[int(new)] = old
     return seq, back
 
 

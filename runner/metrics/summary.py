@@ -13,6 +13,7 @@ dict.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def summarize(images: Sequence[ImageMetrics]) -> dict:
         }
         row.update({k: float(np.mean([getattr(s, k) for s in stats])) for k in _RATIO_KEYS})
         mean_rows.append({k: row[k] for k in PER_THRESHOLD_KEYS})
-    per_image_mean = {"per_threshold": mean_rows}
+    per_image_mean: dict[str, Any] = {"per_threshold": mean_rows}
     per_image_mean.update({k: float(np.mean([getattr(im, k) for im in images])) for k in IMAGE_KEYS[:6]})
     per_image_mean["n_splits"] = pooled["n_splits"]
     per_image_mean["n_merges"] = pooled["n_merges"]

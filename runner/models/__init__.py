@@ -65,7 +65,7 @@ def output_activations(
     from runner.targets import channel_specs
 
     specs = specs if specs is not None else channel_specs(code, options)
-    acts = [s.activation for s in specs]
+    acts: list[str] = [s.activation for s in specs]
     if n_classes > 2:
         acts += ["softmax"] * n_classes
     return acts
@@ -95,6 +95,8 @@ def architecture_source(config: ArchitectureConfig) -> tuple[Path, str]:
     """
     arch = get_architecture(config.name)
     spec = importlib.util.find_spec(arch.module)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"cannot find the source file of module {arch.module!r}")
     return Path(spec.origin), arch.class_name
 
 

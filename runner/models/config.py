@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,55 +16,65 @@ class ArchitectureConfig(BaseModel):
 
     name: str = Field(description="Registered architecture name (see runner.models.ARCHITECTURES).")
 
+    def kwargs(self, *, ndim: int, in_channels: int, activations: list[str]) -> dict:
+        """JSON-able keyword arguments of the architecture's ``nn.Module`` class; each subclass defines it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define kwargs()")
+
 
 class UNetConfig(ArchitectureConfig):
     """A U-Net (2D or 3D from the recipe's ``dims``)."""
 
-    name: Literal["unet"] = Field("unet", description="Architecture name: always 'unet' for this section.")
+    name: Literal["unet"] = Field(
+        default="unet", description="Architecture name: always 'unet' for this section."
+    )
     depth: int = Field(
-        4,
+        default=4,
         ge=1,
         le=6,
         description="Number of 2x poolings; input sizes must be multiples of "
         "2**depth (of the pooling product with 'pooling').",
     )
-    features: int = Field(32, ge=1, le=512, description="Feature maps of the first (full-resolution) level.")
+    features: int = Field(
+        default=32, ge=1, le=512, description="Feature maps of the first (full-resolution) level."
+    )
     feature_factor: int = Field(
-        2,
+        default=2,
         ge=1,
         le=4,
         description="Feature maps grow by this factor per level down (PatchPerPix's 3D net uses 3).",
     )
     max_features: int = Field(
-        0, ge=0, le=4096, description="Cap on the feature maps of any level; 0 = no cap."
+        default=0, ge=0, le=4096, description="Cap on the feature maps of any level; 0 = no cap."
     )
     norm: Literal["batch", "instance", "group", "none"] = Field(
-        "batch",
+        default="batch",
         description="Normalisation after each convolution. 'batch' keeps tiled inference exact; "
         "'instance'/'group' use per-tile statistics, so tiled and whole-image outputs differ slightly.",
     )
     groups: int = Field(
-        8,
+        default=8,
         ge=1,
         le=64,
         description="Groups for 'group' normalisation (reduced to a divisor of the channel count).",
     )
     dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Dropout probability inside each conv block (0 = off)."
+        default=0.0, ge=0.0, lt=1.0, description="Dropout probability inside each conv block (0 = off)."
     )
-    residual: bool = Field(False, description="Residual (ResNet-style) connections inside each conv block.")
+    residual: bool = Field(
+        default=False, description="Residual (ResNet-style) connections inside each conv block."
+    )
     up_features: Literal["halve", "constant"] = Field(
-        "halve",
+        default="halve",
         description="'halve': the upward path returns to each level's feature count (classic U-Net); "
         "'constant': it keeps the bottleneck's count (PatchPerPix 'ppp', for many output channels).",
     )
     upsampling: Literal["transposed", "nearest"] = Field(
-        "transposed",
+        default="transposed",
         description="'transposed': learned 2x transposed convolution; 'nearest': nearest "
         "neighbour + 1x1 convolution.",
     )
     pooling: list[tuple[int, ...]] | None = Field(
-        None,
+        default=None,
         description="Per level, the pooling factor of each spatial axis, e.g. [[1,2,2],[1,2,2],[2,2,2]] "
         "for anisotropic 3D; null = 2 along every axis.",
     )
@@ -120,8 +130,9 @@ class Architecture:
     module: str
     """Import path of the self-contained module that defines the network (imports only torch)."""
     class_name: str
-    geometry: Callable[[ArchitectureConfig, int], list[list[tuple[str, int]]]]
-    """``geometry(config, ndim)`` -> per axis, the layers of the deepest path (see runner.models.geometry)."""
+    geometry: Callable[[Any, int], list[list[tuple[str, int]]]]
+    """``geometry(config, ndim)`` -> per axis, the layers of the deepest path (see runner.models.geometry);
+    ``config`` is an instance of :attr:`config`."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {}

@@ -40,6 +40,15 @@ def _norm(ndim: int, kind: str, channels: int, groups: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; use batch, instance, group or none")
 
 
+def _conv_transpose(ndim: int, cin: int, cout: int, factor: list[int]) -> nn.Module:
+    """Transposed convolution with kernel and stride ``factor`` (one entry per spatial axis)."""
+    if ndim == 3:
+        z, y, x = factor
+        return nn.ConvTranspose3d(cin, cout, kernel_size=(z, y, x), stride=(z, y, x))
+    y, x = factor
+    return nn.ConvTranspose2d(cin, cout, kernel_size=(y, x), stride=(y, x))
+
+
 class ConvBlock(nn.Module):
     """Two 3x3(x3) convolutions, each followed by normalisation and ReLU; optionally residual."""
 
@@ -79,9 +88,10 @@ class Upsample(nn.Module):
     def __init__(self, ndim: int, cin: int, cout: int, factor: list[int], mode: str = "transposed"):
         super().__init__()
         self.mode = mode
+        self.up: nn.Module
+        self.proj: nn.Module
         if mode == "transposed":
-            cls = nn.ConvTranspose3d if ndim == 3 else nn.ConvTranspose2d
-            self.up = cls(cin, cout, kernel_size=factor, stride=factor)
+            self.up = _conv_transpose(ndim, cin, cout, factor)
             self.proj = nn.Identity()
         elif mode == "nearest":
             self.up = nn.Upsample(scale_factor=tuple(float(f) for f in factor), mode="nearest")
@@ -163,7 +173,7 @@ class UNet(nn.Module):
         self,
         ndim: int = 2,
         in_channels: int = 1,
-        activations: list[str] = ("sigmoid",),  # noqa: B006
+        activations: list[str] | tuple[str, ...] = ("sigmoid",),  # noqa: B006
         depth: int = 4,
         features: int = 32,
         feature_factor: int = 2,
@@ -174,7 +184,7 @@ class UNet(nn.Module):
         residual: bool = False,
         up_features: str = "halve",
         upsampling: str = "transposed",
-        pooling: list[list[int]] = (),
+        pooling: list[list[int]] | tuple[()] = (),
     ):  # noqa: B006
         super().__init__()
         if ndim not in (2, 3):
@@ -195,7 +205,7 @@ class UNet(nn.Module):
         cin = in_channels
         for level in range(depth):
             self.down.append(ConvBlock(ndim, cin, widths[level], norm, groups, dropout, residual))
-            self.pools.append(pool_cls(kernel_size=pools[level], stride=pools[level]))
+            self.pools.append(pool_cls(kernel_size=tuple(pools[level]), stride=tuple(pools[level])))
             cin = widths[level]
         self.bottom = ConvBlock(ndim, cin, widths[depth], norm, groups, dropout, residual)
         self.ups = nn.ModuleList()

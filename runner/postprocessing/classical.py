@@ -30,39 +30,44 @@ from runner.postprocessing.registry import Params, register
 
 class ClassicalParams(Params):
     channel: int | Literal["mean"] = Field(
-        0, description="Image channel to segment, or 'mean' of all channels."
+        default=0, description="Image channel to segment, or 'mean' of all channels."
     )
     objects: Literal["bright", "dark"] = Field(
-        "bright", description="Objects brighter or darker than the background."
+        default="bright", description="Objects brighter or darker than the background."
     )
     smooth: float = Field(
-        1.0, ge=0, le=50, description="Gaussian sigma (resolution units) before thresholding; 0 = off."
+        default=1.0,
+        ge=0,
+        le=50,
+        description="Gaussian sigma (resolution units) before thresholding; 0 = off.",
     )
     threshold: float | Literal["otsu", "local"] = Field(
-        "otsu",
+        default="otsu",
         description="otsu (global), local (mean over local_size minus offset), or a number in [0, 1] on "
         "the stretched image.",
     )
     local_size: float = Field(
-        31.0, gt=0, le=10000, description="Window width of the local threshold (resolution units)."
+        default=31.0, gt=0, le=10000, description="Window width of the local threshold (resolution units)."
     )
     offset: float = Field(
-        -0.05,
+        default=-0.05,
         ge=-1,
         le=1,
         description="Subtracted from the local mean (local threshold); "
         "negative = objects must be brighter than their surroundings.",
     )
     split: Literal["shape", "intensity", "none"] = Field(
-        "shape",
+        default="shape",
         description="Split touching objects by distance-transform maxima (shape), intensity maxima, or "
         "not at all (connected components).",
     )
     min_distance: float = Field(
-        4.0, ge=0, le=1000, description="Seeds at least this far apart (resolution units)."
+        default=4.0, ge=0, le=1000, description="Seeds at least this far apart (resolution units)."
     )
-    fill_holes: bool = Field(True, description="Fill holes in the foreground mask before splitting.")
-    min_size: int = Field(20, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this.")
+    fill_holes: bool = Field(default=True, description="Fill holes in the foreground mask before splitting.")
+    min_size: int = Field(
+        default=20, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this."
+    )
 
     @field_validator("split", mode="before")
     @classmethod

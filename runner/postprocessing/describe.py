@@ -59,7 +59,7 @@ def _args(tp) -> tuple:
 
 
 def _literals(tp) -> list:
-    out = []
+    out: list = []
     for a in _args(tp):
         if typing.get_origin(a) is typing.Literal:
             out.extend(typing.get_args(a))

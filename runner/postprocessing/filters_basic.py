@@ -12,22 +12,25 @@ from runner.postprocessing.registry import Params
 
 class RemoveSmallParams(Params):
     min_size: int = Field(
-        10, ge=0, le=10**12, description="Remove objects with fewer pixels/voxels than this."
+        default=10, ge=0, le=10**12, description="Remove objects with fewer pixels/voxels than this."
     )
 
 
 class RemoveLargeParams(Params):
     max_size: int = Field(
-        100000, ge=1, le=10**12, description="Remove objects with more pixels/voxels than this."
+        default=100000, ge=1, le=10**12, description="Remove objects with more pixels/voxels than this."
     )
 
 
 class FillHolesParams(Params):
     max_hole_size: int | None = Field(
-        None, ge=1, le=10**12, description="Fill only holes up to this many pixels/voxels; None = any size."
+        default=None,
+        ge=1,
+        le=10**12,
+        description="Fill only holes up to this many pixels/voxels; None = any size.",
     )
     per_slice: bool = Field(
-        False, description="3D labels: fill holes slice by slice (2D holes in each z plane)."
+        default=False, description="3D labels: fill holes slice by slice (2D holes in each z plane)."
     )
 
 
@@ -71,15 +74,15 @@ def fill_holes(
     for axis in range(labels.ndim):
         for idx in (0, -1):
             border[np.unique(np.take(holes, idx, axis=axis))] = True
-    pairs = []
+    pair_list = []
     for axis in range(labels.ndim):
         lo = [slice(None)] * labels.ndim
         hi = [slice(None)] * labels.ndim
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
         for a, b in ((holes[tuple(lo)], labels[tuple(hi)]), (holes[tuple(hi)], labels[tuple(lo)])):
             m = (a > 0) & (b > 0)
-            pairs.append(np.stack([a[m].astype(np.int64), b[m].astype(np.int64)], axis=1))
-    pairs = np.unique(np.concatenate(pairs), axis=0)
+            pair_list.append(np.stack([a[m].astype(np.int64), b[m].astype(np.int64)], axis=1))
+    pairs = np.unique(np.concatenate(pair_list), axis=0)
     n_neigh = np.bincount(pairs[:, 0], minlength=n_holes + 1)
     owner = np.zeros(n_holes + 1, np.uint32)
     owner[pairs[:, 0]] = pairs[:, 1]
@@ -104,9 +107,9 @@ def fill_holes_filter(labels, params: FillHolesParams, **_):
 class SizeRangeParams(Params):
     """Both bounds at once (used by the tuner)."""
 
-    min_size: int = Field(0, ge=0, le=10**12, description="Remove objects smaller than this.")
+    min_size: int = Field(default=0, ge=0, le=10**12, description="Remove objects smaller than this.")
     max_size: int | None = Field(
-        None, ge=1, le=10**12, description="Remove objects larger than this; None = no upper bound."
+        default=None, ge=1, le=10**12, description="Remove objects larger than this; None = no upper bound."
     )
 
     @model_validator(mode="after")

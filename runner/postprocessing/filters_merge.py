@@ -49,16 +49,19 @@ def contacts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class RepairLargeParams(Params):
     min_size: int = Field(
-        1000, ge=1, le=10**12, description="Objects with at least this many pixels/voxels are repaired."
+        default=1000,
+        ge=1,
+        le=10**12,
+        description="Objects with at least this many pixels/voxels are repaired.",
     )
     min_contact: float = Field(
-        0.25,
+        default=0.25,
         ge=0,
         le=1,
         description="Merge a neighbour into a large object when at least "
         "this fraction of the neighbour's boundary touches it (0 = any contact).",
     )
-    fill_holes: bool = Field(True, description="Fill holes left inside the repaired objects.")
+    fill_holes: bool = Field(default=True, description="Fill holes left inside the repaired objects.")
 
 
 @register_filter("repair_large", params=RepairLargeParams)
@@ -91,18 +94,21 @@ def repair_large(labels, params: RepairLargeParams, **_):
 
 class VoronoiParams(Params):
     mask: Literal["auto", "foreground", "prediction", "all"] = Field(
-        "auto",
+        default="auto",
         description="Area to fill: foreground = the method's foreground mask, prediction = channels above "
         "threshold, all = the whole image; auto = foreground when known, else prediction.",
     )
     channels: list[int] | None = Field(
-        None,
+        default=None,
         description="Prediction channels summed into the mask (e.g. 0,1 for "
         "B+C); None = the only channel of a 1-channel prediction.",
     )
-    threshold: Threshold = Field(0.5, description="The summed channels above this form the mask.")
+    threshold: Threshold = Field(default=0.5, description="The summed channels above this form the mask.")
     max_distance: float | None = Field(
-        None, gt=0, le=10**6, description="Do not grow farther than this (resolution units); None = no limit."
+        default=None,
+        gt=0,
+        le=10**6,
+        description="Do not grow farther than this (resolution units); None = no limit.",
     )
 
 

@@ -30,5 +30,5 @@ def properties(labels, params: PropertiesParams, *, prediction=None, resolution=
     """Remove objects matching property conditions (npixels, area, circularity, sphericity, ...)."""
     from runner.measure import remove_by_properties
 
-    kept, _ = remove_by_properties(labels, params.remove_if, resolution=resolution, image=prediction)
+    kept, _table = remove_by_properties(labels, params.remove_if, resolution=resolution, image=prediction)
     return kept

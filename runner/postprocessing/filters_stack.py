@@ -65,11 +65,15 @@ def mode_filter(labels: np.ndarray, *, z_size: int, y_size: int = 1) -> np.ndarr
 
 
 class ZMedianParams(Params):
-    size: int = Field(3, ge=1, le=31, description="Window length along z (odd; even sizes use size+1).")
+    size: int = Field(
+        default=3, ge=1, le=31, description="Window length along z (odd; even sizes use size+1)."
+    )
 
 
 class YZMedianParams(Params):
-    size: int = Field(3, ge=1, le=31, description="Window side along z and y (odd; even sizes use size+1).")
+    size: int = Field(
+        default=3, ge=1, le=31, description="Window side along z and y (odd; even sizes use size+1)."
+    )
 
 
 @register_filter("z_median", params=ZMedianParams, needs="3D labels")

@@ -20,40 +20,47 @@ from runner.postprocessing.registry import Params, register
 
 class ForegroundParams(Params):
     channel: int = Field(
-        0,
+        default=0,
         ge=-64,
         le=4096,
         description="Channel holding the foreground probability (negative counts from the last).",
     )
-    threshold: Threshold = Field(0.5, description="Foreground: probability above this ('auto' = Otsu).")
+    threshold: Threshold = Field(
+        default=0.5, description="Foreground: probability above this ('auto' = Otsu)."
+    )
     smooth: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=50,
         description="Gaussian sigma (resolution units) applied to the probability first; 0 = off.",
     )
-    min_size: int = Field(10, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this.")
+    min_size: int = Field(
+        default=10, ge=0, le=10**9, description="Drop objects with fewer pixels/voxels than this."
+    )
 
 
 class ThresholdCCParams(ForegroundParams):
     connectivity: Literal["face", "full"] = Field(
-        "face", description="Neighbourhood of connected components: face (4/6) or full (8/26)."
+        default="face", description="Neighbourhood of connected components: face (4/6) or full (8/26)."
     )
 
 
 class FgWatershedParams(ForegroundParams):
     min_distance: float = Field(
-        4.0, ge=0, le=1000, description="Seeds: distance maxima at least this far apart (resolution units)."
+        default=4.0,
+        ge=0,
+        le=1000,
+        description="Seeds: distance maxima at least this far apart (resolution units).",
     )
     smooth_distance: float = Field(
-        1.0,
+        default=1.0,
         ge=0,
         le=50,
         description="Gaussian sigma applied to the distance map "
         "before finding maxima (breaks plateaus); 0 = off.",
     )
     min_height: float = Field(
-        1.0,
+        default=1.0,
         ge=0,
         le=1000,
         description="Seeds: ignore maxima whose distance to the background is below this (resolution units).",

@@ -8,6 +8,8 @@ Lengths are in the units of ``resolution`` (pixels when it is None); sizes are p
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numba import njit
 
@@ -22,6 +24,7 @@ def label_mask(mask: np.ndarray, *, full: bool = False) -> np.ndarray:
     import cc3d
 
     mask = np.ascontiguousarray(mask, dtype=bool)
+    conn: Literal[4, 6, 8, 26]
     if full:
         conn = 8 if mask.ndim == 2 else 26
     else:

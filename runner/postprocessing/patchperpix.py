@@ -39,47 +39,49 @@ class PatchPerPixParams(Params):
     """Params of the PatchPerPix assembly."""
 
     patch: tuple[int, ...] | None = Field(
-        None,
+        default=None,
         description="Patch window (z,)y,x, odd sizes, e.g. 25,25 or 9,9,9; None infers a square/cube "
         "window from the channel count.",
     )
     threshold: float = Field(
-        0.5,
+        default=0.5,
         ge=0.5,
         lt=1.0,
         description="Patch threshold t (Eq. 1): p > t is patch foreground, p < 1 - t patch background.",
     )
     fg_threshold: float = Field(
-        0.5, ge=0.0, lt=1.0, description="Foreground channel threshold for the image foreground."
+        default=0.5, ge=0.0, lt=1.0, description="Foreground channel threshold for the image foreground."
     )
     overlap_threshold: float = Field(
-        0.5,
+        default=0.5,
         ge=0.0,
         le=1.0,
         description="Overlap channel threshold: pixels above it are not used as patch centres.",
     )
     overlap_channel: bool | None = Field(
-        None,
+        default=None,
         description="Whether the last channel is the overlap class; None decides from the channel count.",
     )
     partition: Literal["cc", "mws"] = Field(
-        "cc",
+        default="cc",
         description="Patch graph partition: connected components of "
         "the positive subgraph (cc) or mutex watershed (mws).",
     )
     merge_threshold: float = Field(
-        0.0,
+        default=0.0,
         ge=-1.0,
         le=1.0,
         description="Patch pairs with affinity above it attract, below it repel (0 = the sign of Eq. 6).",
     )
     output: Literal["labels", "stack"] = Field(
-        "labels",
+        default="labels",
         description="labels: one id per pixel (most probable "
         "patch); stack: overlapping stack, one instance per plane.",
     )
-    min_size: int = Field(0, ge=0, description="Drop instances with fewer pixels.")
-    thin_out: bool = Field(True, description="Thin out the greedy pre-selection of patches (Sec. 2.1).")
+    min_size: int = Field(default=0, ge=0, description="Drop instances with fewer pixels.")
+    thin_out: bool = Field(
+        default=True, description="Thin out the greedy pre-selection of patches (Sec. 2.1)."
+    )
 
     @field_validator("patch")
     @classmethod
@@ -182,8 +184,8 @@ def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = N
     pred3 = cons.as_3d(prediction, ndim)
     fmask = pred3[0] > params.fg_threshold
     overlap = fmask & (pred3[-1] > params.overlap_threshold) if has_overlap else None
-    patch3 = (1, *patch) if ndim == 2 else tuple(patch)
-    ps = cons.prepare(pred3[1 : 1 + k], fmask, overlap, params.threshold, patch3)
+    pz, py, px = (1, *patch) if ndim == 2 else tuple(patch)
+    ps = cons.prepare(pred3[1 : 1 + k], fmask, overlap, params.threshold, (pz, py, px))
     aff, score = cons.consensus_and_scores(ps)
     chosen = select.select_patches(ps, score, thin_out=params.thin_out)
     pg = graph.patch_graph(ps, aff, chosen)

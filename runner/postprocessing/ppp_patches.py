@@ -212,9 +212,10 @@ def prepare(
         np.asarray(patch, np.int64),
         np.float32(threshold),
     )
+    z, y, x = fmask.shape
     return PatchSet(
-        tuple(int(s) for s in fmask.shape),
-        tuple(int(p) for p in patch),
+        (int(z), int(y), int(x)),
+        (int(patch[0]), int(patch[1]), int(patch[2])),
         float(threshold),
         fpos,
         fidx,

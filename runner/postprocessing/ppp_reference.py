@@ -10,6 +10,8 @@ operations.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from runner.postprocessing.ppp_graph import PatchGraph, partition
@@ -180,7 +182,7 @@ def dense_assemble(
     fg_threshold: float = 0.5,
     overlap_threshold: float = 0.5,
     overlap: bool = True,
-    partition_method: str = "cc",
+    partition_method: Literal["cc", "mws"] = "cc",
     thin_out: bool = True,
 ) -> np.ndarray:
     """Label image ``(Z,) Y, X`` (most probable patch per pixel), computed densely."""

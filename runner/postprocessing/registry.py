@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +19,11 @@ from runner.errors import UserError
 
 PostProcessFn = Callable[..., np.ndarray]
 """``f(prediction: (C, (Z,) Y, X) float32, params: BaseModel, *, resolution=None, debug=None) -> labels``."""
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+CheckFn = Callable[[np.ndarray, Any], None]
+"""``check(prediction, params) -> None``; ``params`` is an instance of the post-processor's params model."""
 
 
 class Params(BaseModel):
@@ -64,7 +69,7 @@ class PostProcessor:
     n_channels: int | None = None
     input: Literal["prediction", "image"] = "prediction"
     overlapping: bool = False
-    check: Callable[[np.ndarray, BaseModel], None] | None = None
+    check: CheckFn | None = None
 
     def make_params(self, params: dict | BaseModel | None = None) -> BaseModel:
         """Validate ``params`` against :attr:`params_model`; a :class:`UserError` names bad keys."""
@@ -80,6 +85,24 @@ REGISTRY: dict[str, PostProcessor] = {}
 _DISCOVERED = False
 
 
+@overload
+def register(name: PostProcessor) -> PostProcessor: ...
+
+
+@overload
+def register(
+    name: str,
+    *,
+    params: type[BaseModel] | None = None,
+    description: str | None = None,
+    code: str | None = None,
+    n_channels: int | None = None,
+    input: Literal["prediction", "image"] = "prediction",
+    overlapping: bool = False,
+    check: CheckFn | None = None,
+) -> Callable[[PostProcessFn], PostProcessFn]: ...
+
+
 def register(
     name: str | PostProcessor,
     *,
@@ -89,7 +112,7 @@ def register(
     n_channels: int | None = None,
     input: Literal["prediction", "image"] = "prediction",
     overlapping: bool = False,
-    check: Callable[[np.ndarray, BaseModel], None] | None = None,
+    check: CheckFn | None = None,
 ) -> Callable[[PostProcessFn], PostProcessFn] | PostProcessor:
     """Register a post-processor, as a decorator or with a ready :class:`PostProcessor`.
 
@@ -157,7 +180,7 @@ def list_postprocessors() -> list[PostProcessor]:
     return [REGISTRY[k] for k in sorted(REGISTRY)]
 
 
-def validate_params(model: type[BaseModel], params: dict | BaseModel | None, *, owner: str) -> BaseModel:
+def validate_params(model: type[ParamsT], params: dict | BaseModel | None, *, owner: str) -> ParamsT:
     """``params`` as a ``model``; unknown keys and out-of-range values become a :class:`UserError`."""
     if isinstance(params, model):
         return params

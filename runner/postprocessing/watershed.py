@@ -43,25 +43,25 @@ class WatershedParams(Params):
     """Params shared by every code."""
 
     min_seed_size: int = Field(
-        5, ge=0, le=10**9, description="Drop seeds with fewer pixels/voxels than this."
+        default=5, ge=0, le=10**9, description="Drop seeds with fewer pixels/voxels than this."
     )
     min_size: int = Field(
-        10, ge=0, le=10**9, description="Drop final objects with fewer pixels/voxels than this."
+        default=10, ge=0, le=10**9, description="Drop final objects with fewer pixels/voxels than this."
     )
     smooth: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=50,
         description="Gaussian sigma (resolution units) applied to every "
         "channel before thresholding; 0 = off.",
     )
     surface: Literal["auto", "map", "seed_distance"] = Field(
-        "auto",
+        default="auto",
         description="Flooded heights: map = the code's distance channel (-D/-Dv2), seed_distance = "
         "distance to the seeds; auto = map when the code has D or Dv2, else seed_distance.",
     )
     expand: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=100,
         description="Grow objects this far (resolution units) into the "
@@ -70,41 +70,43 @@ class WatershedParams(Params):
 
 
 class BCParams(WatershedParams):
-    th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
-    th_contour: Threshold = Field(0.3, description="Seeds: contour probability (C) below this.")
-    th_foreground: Threshold = Field(0.5, description="Foreground: B + C above this.")
+    th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
+    th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
+    th_foreground: Threshold = Field(default=0.5, description="Foreground: B + C above this.")
 
 
 class BCMParams(WatershedParams):
-    th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
-    th_contour: Threshold = Field(0.3, description="Seeds: contour probability (C) below this.")
-    th_foreground: Threshold = Field(0.5, description="Foreground: mask probability (M) above this.")
+    th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
+    th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
+    th_foreground: Threshold = Field(default=0.5, description="Foreground: mask probability (M) above this.")
 
 
 class BCDParams(WatershedParams):
-    th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
-    th_contour: Threshold = Field(0.3, description="Seeds: contour probability (C) below this.")
+    th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
+    th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
     th_distance: DistanceThreshold = Field(
-        0.5, description="Seeds: distance (D, per-object 0..1) above this."
+        default=0.5, description="Seeds: distance (D, per-object 0..1) above this."
     )
-    th_foreground: Threshold = Field(0.5, description="Foreground: B + C above this.")
+    th_foreground: Threshold = Field(default=0.5, description="Foreground: B + C above this.")
     th_dist_foreground: DistanceThreshold = Field(
-        0.0, description="Foreground: D above this as well (0 = off)."
+        default=0.0, description="Foreground: D above this as well (0 = off)."
     )
 
 
 class BCDv2Params(WatershedParams):
-    th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
-    th_contour: Threshold = Field(0.3, description="Seeds: contour probability (C) below this.")
-    th_distance: SignedThreshold = Field(0.5, description="Seeds: signed distance (Dv2) above this.")
-    th_foreground: Threshold = Field(0.5, description="Foreground: B + C above this.")
+    th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
+    th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
+    th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
+    th_foreground: Threshold = Field(default=0.5, description="Foreground: B + C above this.")
 
 
 class BPParams(WatershedParams):
-    th_point: Threshold = Field(0.5, description="Seeds: centre probability (P) above this.")
-    th_foreground: Threshold = Field(0.5, description="Foreground: interior probability (B) above this.")
+    th_point: Threshold = Field(default=0.5, description="Seeds: centre probability (P) above this.")
+    th_foreground: Threshold = Field(
+        default=0.5, description="Foreground: interior probability (B) above this."
+    )
     expand: float = Field(
-        1.0,
+        default=1.0,
         ge=0,
         le=100,
         description="Grow objects this far (resolution units) into the "
@@ -113,16 +115,16 @@ class BPParams(WatershedParams):
 
 
 class Dv2Params(WatershedParams):
-    th_distance: SignedThreshold = Field(0.5, description="Seeds: signed distance (Dv2) above this.")
+    th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
     th_foreground: SignedThreshold = Field(
-        -0.02, description="Foreground: Dv2 above this (0 on the contour, negative outside)."
+        default=-0.02, description="Foreground: Dv2 above this (0 on the contour, negative outside)."
     )
 
 
 class BDv2Params(WatershedParams):
-    th_binary: Threshold = Field(0.5, description="Seeds: interior probability (B) above this.")
-    th_distance: SignedThreshold = Field(0.5, description="Seeds: signed distance (Dv2) above this.")
-    th_foreground: SignedThreshold = Field(-0.02, description="Foreground: Dv2 above this.")
+    th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
+    th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
+    th_foreground: SignedThreshold = Field(default=-0.02, description="Foreground: Dv2 above this.")
 
 
 @dataclass
@@ -249,12 +251,12 @@ def marker_watershed(
     kind = params.surface
     if kind == "auto":
         kind = "map" if maps.height is not None else "seed_distance"
-    if kind == "map" and maps.height is None:
-        raise UserError(
-            f"surface='map' needs a distance channel, but code {code} has none",
-            hint="use surface=seed_distance or auto",
-        )
     if kind == "map":
+        if maps.height is None:
+            raise UserError(
+                f"surface='map' needs a distance channel, but code {code} has none",
+                hint="use surface=seed_distance or auto",
+            )
         surface = maps.height.astype(np.float32, copy=False)
     else:
         surface = ops.distance_to(seeds > 0, resolution)
@@ -317,18 +319,20 @@ class AnyCodeParams(WatershedParams):
     """Params of ``watershed``: the code plus any threshold of that code (unset = the code's default)."""
 
     code: Literal["BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2"] = Field(
-        "BCD", description="Target code of the prediction's channels, in order."
+        default="BCD", description="Target code of the prediction's channels, in order."
     )
-    th_binary: Threshold | None = Field(None, description="Seeds: B above this (codes with B).")
-    th_contour: Threshold | None = Field(None, description="Seeds: C below this (codes with C).")
+    th_binary: Threshold | None = Field(default=None, description="Seeds: B above this (codes with B).")
+    th_contour: Threshold | None = Field(default=None, description="Seeds: C below this (codes with C).")
     th_distance: SignedOrDistance | None = Field(
-        None, description="Seeds: D or Dv2 above this (codes with D/Dv2)."
+        default=None, description="Seeds: D or Dv2 above this (codes with D/Dv2)."
     )
-    th_point: Threshold | None = Field(None, description="Seeds: P above this (BP).")
+    th_point: Threshold | None = Field(default=None, description="Seeds: P above this (BP).")
     th_foreground: SignedThreshold | None = Field(
-        None, description="Foreground threshold (see the code's method)."
+        default=None, description="Foreground threshold (see the code's method)."
     )
-    th_dist_foreground: DistanceThreshold | None = Field(None, description="Foreground: D above this (BCD).")
+    th_dist_foreground: DistanceThreshold | None = Field(
+        default=None, description="Foreground: D above this (BCD)."
+    )
 
 
 def _check_any(prediction: np.ndarray, params: AnyCodeParams) -> None:

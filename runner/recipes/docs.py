@@ -60,7 +60,7 @@ def sections(model: type[BaseModel] = Recipe, prefix: str = "") -> list[tuple[st
         for sub in _models_in(field.annotation):
             path = f"{prefix}.{name}" if prefix else name
             if len(_models_in(field.annotation)) > 1:
-                path = f"{path} (name: {sub.model_fields['name'].annotation.__args__[0]})"
+                path = f"{path} (name: {typing.get_args(sub.model_fields['name'].annotation)[0]})"
             out += sections(sub, path)
     return out
 

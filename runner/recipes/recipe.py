@@ -36,9 +36,9 @@ class Recipe(Section):
         description="Short identifier of the recipe "
         "(letters, digits, '_', '-', '.'); names the exported model.",
     )
-    description: str = Field("", description="What the recipe is for, in one or two sentences.")
+    description: str = Field(default="", description="What the recipe is for, in one or two sentences.")
     dims: Literal[2, 3] = Field(description="Spatial dimensions of the images: 2 (Y, X) or 3 (Z, Y, X).")
-    input_channels: int = Field(1, ge=1, le=64, description="Channels of the input images.")
+    input_channels: int = Field(default=1, ge=1, le=64, description="Channels of the input images.")
     targets: TargetsSection = Field(default_factory=TargetsSection, description="What the network learns.")
     model: Architecture = Field(default_factory=UNetConfig, description="The network (see runner.models).")
     preprocessing: Preprocessing = Field(
@@ -114,6 +114,7 @@ class Recipe(Section):
         t = self.training
         if t.iterations is not None:
             return t.iterations
+        assert t.epochs is not None, "the training section has iterations or epochs (validated)"
         return t.epochs * max(1, -(-n_train_images // t.batch_size))
 
     def build_model(self):

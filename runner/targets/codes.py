@@ -11,34 +11,41 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.errors import UserError
 
+ContourMode = Literal["inner", "thick", "outer"]
+DistanceNorm = Literal["instance", "image", "none"]
+
 
 class TargetOptions(BaseModel):
     """How label images are turned into target channels."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    contour_width: int = Field(1, ge=1, le=16, description="Width of the contour band (C channel) in pixels.")
-    contour_mode: Literal["inner", "thick", "outer"] = Field(
-        "inner",
+    contour_width: int = Field(
+        default=1, ge=1, le=16, description="Width of the contour band (C channel) in pixels."
+    )
+    contour_mode: ContourMode = Field(
+        default="inner",
         description="inner: contour inside each object (B + C = the object); thick: inside and outside; "
         "outer: outside only.",
     )
-    distance_norm: Literal["instance", "image", "none"] = Field(
-        "instance",
+    distance_norm: DistanceNorm = Field(
+        default="instance",
         description="D channel scaling: divide by each object's maximum (0..1), by the image maximum, "
         "or keep "
         "physical units.",
     )
     point_radius: float = Field(
-        3.0,
+        default=3.0,
         ge=0,
         le=64,
         description="Radius (pixels) of the disk/ball drawn at each object's centre (P channel).",
     )
     resolution: tuple[float, ...] | None = Field(
-        None, description="Pixel spacing (z,) y, x for distances; None means isotropic unit spacing."
+        default=None, description="Pixel spacing (z,) y, x for distances; None means isotropic unit spacing."
     )
-    patch: tuple[int, ...] | None = Field(None, description="Patch shape for PatchPerPix targets (code PPP).")
+    patch: tuple[int, ...] | None = Field(
+        default=None, description="Patch shape for PatchPerPix targets (code PPP)."
+    )
 
     @field_validator("resolution")
     @classmethod

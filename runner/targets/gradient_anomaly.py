@@ -31,14 +31,16 @@ class GradientAnomalyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     window_size: int = Field(
-        8,
+        default=8,
         ge=2,
         le=64,
         description="Side of the sliding window in pixels (about 1/20 to 1/10 of an object's size).",
     )
-    ga_factor: float = Field(0.8, ge=0, le=10, description="Extra weight given to fully anomalous pixels.")
+    ga_factor: float = Field(
+        default=0.8, ge=0, le=10, description="Extra weight given to fully anomalous pixels."
+    )
     overlap_highlight: float = Field(
-        0.1, ge=0, le=10, description="Extra weight on pixels shared by overlapping objects."
+        default=0.1, ge=0, le=10, description="Extra weight on pixels shared by overlapping objects."
     )
 
 

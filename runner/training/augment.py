@@ -76,14 +76,14 @@ def _elastic(patch: Patch, magnitude: float, spacing: int, rng: np.random.Genera
     """Warp by a smooth random displacement (cubic interpolation of a coarse Gaussian grid)."""
     shape = patch.image.shape[1:]
     coarse = tuple(max(2, int(np.ceil(s / spacing)) + 1) for s in shape)
-    coords = []
+    grids = []
     for axis, s in enumerate(shape):
         d = rng.normal(0.0, magnitude, coarse).astype(np.float32)
         d = ndi.zoom(d, [n / c for n, c in zip(shape, coarse, strict=True)], order=3, mode="nearest")
         d = d[tuple(slice(0, n) for n in shape)]
         grid = np.arange(s, dtype=np.float32).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-        coords.append(grid + d)
-    coords = np.stack(np.broadcast_arrays(*coords))
+        grids.append(grid + d)
+    coords = np.stack(np.broadcast_arrays(*grids))
 
     def warp(a: np.ndarray, order: int = 1) -> np.ndarray:
         out = np.empty(a.shape, np.float32 if order else a.dtype)

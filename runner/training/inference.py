@@ -6,10 +6,16 @@ These helpers serve validation during training and quick use of a run from Pytho
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 import torch
 
 from runner.models import SizeRule
+
+_TensorFn = Callable[[torch.Tensor], torch.Tensor]
+"""``logits(x)`` and ``head.activate(y)`` of the :mod:`runner.models` networks (torch types them loosely)."""
 
 
 def _pad_to(image: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[slice, ...]]:
@@ -56,11 +62,12 @@ def predict_logits(
 def _run(model: torch.nn.Module, batch: np.ndarray, device, autocast: bool) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
     dev = torch.device(device)
+    logits = cast(_TensorFn, model.logits)
     if autocast and dev.type == "cuda":
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            y = model.logits(x)
+            y = logits(x)
     else:
-        y = model.logits(x)
+        y = logits(x)
     return y.float().cpu().numpy()
 
 
@@ -80,7 +87,7 @@ def _tiled(
     counts = [-(-s // c) for s, c in zip(spatial, core, strict=True)]
     pads = [(0, 0)] + [(h, n * c - s + h) for s, c, n, h in zip(spatial, core, counts, halo, strict=True)]
     padded = np.pad(image, pads, mode="reflect" if min(spatial) > 1 else "edge")
-    out = None
+    out: np.ndarray | None = None
     for index in np.ndindex(*counts):
         origin = [i * c for i, c in zip(index, core, strict=True)]
         src = (slice(None), *(slice(o, o + t) for o, t in zip(origin, tile, strict=True)))
@@ -90,13 +97,15 @@ def _tiled(
         centre = (slice(None), *(slice(h, h + c) for h, c in zip(halo, core, strict=True)))
         dst = (slice(None), *(slice(o, o + c) for o, c in zip(origin, core, strict=True)))
         out[dst] = pred[centre]
+    assert out is not None, "there is at least one tile"
     return out[(slice(None), *(slice(0, s) for s in spatial))]
 
 
 def activate(model: torch.nn.Module, logits: np.ndarray) -> np.ndarray:
     """Apply the network head's per-channel activations to ``logits (K, *spatial)``."""
     with torch.no_grad():
-        y = model.head.activate(torch.from_numpy(logits[np.newaxis]))
+        head = cast(torch.nn.Module, model.head)
+        y = cast(_TensorFn, head.activate)(torch.from_numpy(logits[np.newaxis]))
     return y[0].numpy()
 
 

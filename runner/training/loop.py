@@ -8,6 +8,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 import numpy as np
 import torch
@@ -35,6 +36,15 @@ class TrainResult:
     stopped_early: bool
     interrupted: bool
     seconds: float
+
+
+class BestState(TypedDict):
+    """The best validation round so far (saved in every checkpoint as ``best``)."""
+
+    metric: str
+    value: float | None
+    iteration: int | None
+    rounds_without_improvement: int
 
 
 class _ValidationAborted(Exception):
@@ -87,7 +97,7 @@ class Trainer:
         self.halo = halo(recipe.model, recipe.dims, round_to_step=True)
         self.iteration = 0
         self.history: list[dict] = []
-        self.best = {
+        self.best: BestState = {
             "metric": recipe.validation.metric,
             "value": None,
             "iteration": None,
@@ -145,7 +155,7 @@ class Trainer:
         if self.device.type == "cuda" and ckpt["rng"].get("torch_cuda"):
             torch.cuda.set_rng_state_all(ckpt["rng"]["torch_cuda"])
         self.iteration = int(ckpt["iteration"])
-        self.best = dict(ckpt["best"])
+        self.best = cast(BestState, dict(ckpt["best"]))
         self.history = list(ckpt["history"])
         self.validation_pending = bool(ckpt.get("validation_pending"))
         self.pending_log = [dict(p) for p in ckpt.get("pending_log", [])]
@@ -231,7 +241,9 @@ class Trainer:
             value > best + delta if higher_is_better(self.best["metric"]) else value < best - delta
         )
         if better and np.isfinite(value):
-            self.best.update(value=float(value), iteration=self.iteration, rounds_without_improvement=0)
+            self.best.update(
+                {"value": float(value), "iteration": self.iteration, "rounds_without_improvement": 0}
+            )
             ck.save_checkpoint(self.out / "checkpoints" / "best.pt", self.state())
         else:
             self.best["rounds_without_improvement"] += 1
@@ -357,7 +369,7 @@ class _Watched(list):
             yield s
 
 
-def _fmt_best(best: dict) -> str:
+def _fmt_best(best: BestState) -> str:
     return "-" if best["value"] is None else f"{best['value']:.4f}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -89,7 +90,9 @@ class PatchSampler:
         classes = None if sample.classes is None else sample.classes[region]
         labels = sample.labels[region] if targets.shape[0] == 0 else None  # targets made after augmentation
         if any(b or a for b, a in pads):
-            mode = "reflect" if self.recipe.data.pad_mode == "reflect" else "constant"
+            mode: Literal["reflect", "constant"] = (
+                "reflect" if self.recipe.data.pad_mode == "reflect" else "constant"
+            )
             image = np.pad(image, [(0, 0), *pads], mode=mode)
             targets = np.pad(targets, [(0, 0), *pads], mode=mode)
             mask = np.pad(mask, pads, mode="constant")
@@ -125,6 +128,14 @@ class PatchSampler:
             image=np.stack([p.image for p in patches]),
             targets=np.stack([p.targets for p in patches]),
             mask=np.stack([p.mask for p in patches]),
-            weight=np.stack([p.weight for p in patches]) if has_w else None,
-            classes=np.stack([p.classes for p in patches]).astype(np.int64) if has_c else None,
+            weight=_stack_all([p.weight for p in patches]) if has_w else None,
+            classes=_stack_all([p.classes for p in patches]).astype(np.int64) if has_c else None,
         )
+
+
+def _stack_all(arrays: list[np.ndarray | None]) -> np.ndarray:
+    """Stack an optional array that every patch has (a dataset has weights or classes for all or none)."""
+    present = [a for a in arrays if a is not None]
+    if len(present) != len(arrays):
+        raise ValueError("some patches of the batch lack an array that the others have")
+    return np.stack(present)

@@ -61,12 +61,13 @@ def torch_threads(recipe: Recipe):
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """AdamW over the model's parameters (no weight decay on biases and normalisation weights)."""
     opt = recipe.optimizer
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=opt.lr, betas=tuple(opt.betas))
+    return torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas)
 
 
 def lr_factor(recipe: Recipe, total: int):
