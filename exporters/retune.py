@@ -55,6 +55,7 @@ def write_tuned_package(
     validation_lines: list[str] | None = None,
     validation: dict | None = None,
     overwrite: bool = False,
+    test_time_augmentation: bool | None = None,
 ) -> Path:
     """Write ``source`` (zip, folder or rdf) to ``out`` with ``config.runner.postprocessing`` replaced.
 
@@ -64,6 +65,8 @@ def write_tuned_package(
     tuned_on : provenance of the params (data, metric, score, ...), stored as ``config.runner.tuned_on``.
     validation_lines : a new ``# Validation`` README section (replaces the old one, or is appended).
     validation : new ``config.runner.validation`` block.
+    test_time_augmentation : when given, stored as ``config.runner.test_time_augmentation``
+        (``runner predict`` then averages over mirrored inputs by default: the params were tuned so).
     """
     import yaml
 
@@ -84,6 +87,8 @@ def write_tuned_package(
         config["runner"] = runner_cfg
         runner_cfg["postprocessing"] = copy.deepcopy(postprocessing)
         runner_cfg["tuned_on"] = copy.deepcopy(tuned_on)
+        if test_time_augmentation is not None:
+            runner_cfg["test_time_augmentation"] = bool(test_time_augmentation)
         if validation is not None:
             runner_cfg["validation"] = copy.deepcopy(validation)
         if validation_lines:

@@ -95,6 +95,43 @@ def test_tuned_package_reproduces_the_reported_score(tuned, tmp_path):
     assert acc == pytest.approx(score, abs=1e-9)
 
 
+def _accuracy_at_half(folder: Path) -> float:
+    summary = json.loads((folder / "summary.json").read_text())
+    return next(r["accuracy"] for r in summary["pooled"]["per_threshold"] if abs(r["iou"] - 0.5) < 1e-9)
+
+
+def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
+    """Params tuned on mirror-averaged outputs hold for such outputs: the package says so, predict obeys."""
+    out = tmp_path / "tta.zip"
+    grid = ["--grid", "threshold=0.5", "--grid", "min_distance=4", "--grid", "smooth_distance=1"]
+    grid += ["--grid", "min_height=1,2"]
+    res = run(
+        "tune",
+        ZOO,
+        "--data",
+        EXAMPLES,
+        "-m",
+        "fg_watershed",
+        "--out",
+        out,
+        "-q",
+        "--rounds",
+        "1",
+        "--tta",
+        *grid,
+    )
+    assert res.exit_code == 0, res.output
+    with zipfile.ZipFile(out) as zf:
+        cfg = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]
+    assert cfg["test_time_augmentation"] is True and cfg["tuned_on"]["tta"] is True
+    common = ["--input", EXAMPLES / "x", "--gt", EXAMPLES / "y", "-q", "--device", "cpu"]
+    assert run("predict", out, "--output", tmp_path / "a", *common).exit_code == 0
+    assert run("predict", out, "--output", tmp_path / "b", "--no-tta", *common).exit_code == 0
+    assert _accuracy_at_half(tmp_path / "a") == pytest.approx(cfg["tuned_on"]["score"], abs=1e-9)
+    config = json.loads((tmp_path / "b" / "run_config.json").read_text())
+    assert config["options"]["tta"] is False
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

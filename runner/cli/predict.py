@@ -87,9 +87,10 @@ def predict_cmd(
         False, "--overlays", help="Write overlays/<name>.png: image | outlines (coloured by match with --gt)."
     ),
     tta: bool = typer.Option(
-        False,
-        "--tta",
-        help="Test-time augmentation: average outputs over mirrored inputs (4x in 2D, 8x in 3D).",
+        None,
+        "--tta/--no-tta",
+        help="Test-time augmentation: average outputs over mirrored inputs (4x in 2D, 8x in 3D). "
+        "Default: on when the package was tuned with it (config.runner.test_time_augmentation).",
     ),
     gt: Path = typer.Option(
         None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."

@@ -139,6 +139,7 @@ def tune_cmd(
             validation_lines=lines,
             validation=validation,
             overwrite=overwrite,
+            test_time_augmentation=tta,
         )
         pkg.close()
     changed = result.changed or "the same params"

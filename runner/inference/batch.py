@@ -76,8 +76,10 @@ class PredictOptions(BaseModel):
     save_probabilities: bool = Field(
         default=False, description="Also write the raw outputs to probabilities/."
     )
-    tta: bool = Field(
-        default=False, description="Test-time augmentation: average over mirrored inputs (4x/8x slower)."
+    tta: bool | None = Field(
+        default=None,
+        description="Test-time augmentation: average over mirrored inputs (4x/8x slower); "
+        "default: what the package's config.runner.test_time_augmentation says (off when absent).",
     )
     overlays: bool = Field(
         default=False, description="Write overlays/<name>.png: image | outlines coloured by match."
@@ -185,6 +187,8 @@ def predict_files(
     required = [t.id for t in pkg.inputs if not t.optional]
     jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
     post = resolve_postprocessing(pkg, options)
+    if options.tta is None:
+        options = options.model_copy(update={"tta": pkg.test_time_augmentation})
     out = _check_destination(Path(out), pkg, options, post, gt)
     predictor = Predictor(
         pkg,

@@ -131,6 +131,14 @@ class Package:
         return {t.id: {a.id: a.halo for a in t.axes if a.halo} for t in self.outputs}
 
     @property
+    def test_time_augmentation(self) -> bool:
+        """Whether the package asks for mirror averaging (``config.runner.test_time_augmentation``).
+
+        ``runner tune --tta`` sets it, because the tuned params were chosen on averaged outputs.
+        """
+        return bool((self.runner_config or {}).get("test_time_augmentation", False))
+
+    @property
     def targets(self) -> str | None:
         """The target code of the output channels (``config.runner.targets``), when declared."""
         value = (self.runner_config or {}).get("targets")
