@@ -103,6 +103,8 @@ def _accuracy_at_half(folder: Path) -> float:
 def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
     """Params tuned on mirror-averaged outputs hold for such outputs: the package says so, predict obeys."""
     out = tmp_path / "tta.zip"
+    notes = tmp_path / "notes.md"
+    notes.write_text("Published for context: StarDist 0.864 at IoU 0.5.\n")
     grid = ["--grid", "threshold=0.5", "--grid", "min_distance=4", "--grid", "smooth_distance=1"]
     grid += ["--grid", "min_height=1,2"]
     res = run(
@@ -118,11 +120,15 @@ def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
         "--rounds",
         "1",
         "--tta",
+        "--notes",
+        notes,
         *grid,
     )
     assert res.exit_code == 0, res.output
     with zipfile.ZipFile(out) as zf:
         cfg = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]
+        readme = zf.read("README.md").decode()
+    assert "Published for context: StarDist 0.864" in readme.split("# Validation", 1)[1]
     assert cfg["test_time_augmentation"] is True and cfg["tuned_on"]["tta"] is True
     common = ["--input", EXAMPLES / "x", "--gt", EXAMPLES / "y", "-q", "--device", "cpu"]
     assert run("predict", out, "--output", tmp_path / "a", *common).exit_code == 0
@@ -138,6 +144,7 @@ def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
         (["--metric", "f7"], "unknown metric"),
         (["--grid", "nope=1,2"], "unknown parameter"),
         (["--grid", "threshold=3"], "threshold"),
+        (["--notes", "missing_notes.md"], "notes file not found"),
     ],
 )
 def test_tune_bad_requests(tmp_path, args, needle):

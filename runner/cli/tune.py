@@ -40,6 +40,12 @@ def tune_cmd(
     tta: bool = typer.Option(False, "--tta", help="Tune on test-time-augmented predictions."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     max_images: int = typer.Option(None, min=1, help="Use at most this many images."),
+    notes: Path = typer.Option(
+        None,
+        "--notes",
+        help="Markdown file added to the README's Validation section (e.g. published results for context); "
+        "default: the training recipe's export.validation_notes.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -61,6 +67,11 @@ def tune_cmd(
         raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
     if out.exists() and not overwrite:
         raise UserError("output exists", path=out, hint="pass --overwrite or choose another path")
+    notes_text = None
+    if notes is not None:
+        if not notes.is_file():
+            raise UserError("notes file not found", path=notes, hint="give a Markdown file to --notes")
+        notes_text = notes.read_text(encoding="utf-8").strip() or None
     with tempfile.TemporaryDirectory(prefix="bmz-tune-src-") as tmp:
         source = _as_package(model, Path(tmp), quiet=quiet)
         pkg = load_package(source)
@@ -121,7 +132,7 @@ def tune_cmd(
             postprocessing=(name, result.best_params),
             resolution=prepared.resolution,
             tuned_on=tuned_on,
-            notes=_notes(pkg),
+            notes=notes_text or _notes(pkg),
         )
         validation = {
             **((pkg.runner_config or {}).get("validation") or {}),
