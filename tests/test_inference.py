@@ -356,3 +356,11 @@ def test_tta_averages_mirrored_predictions(tmp_path):
     (name,) = plain
     np.testing.assert_allclose(tta[name], expected / 4, atol=1e-5)
     assert np.abs(tta[name] - plain[name]).max() > 1e-4  # the tiny net is not mirror-symmetric
+
+
+@pytest.mark.parametrize("available,expected", [(None, 2048), (1000, 2048), (10000, 5000), (10**6, 16384)])
+def test_cpu_memory_budget_follows_available_memory(monkeypatch, available, expected):
+    from runner.inference import pipeline
+
+    monkeypatch.setattr(pipeline, "_available_memory_mb", lambda: available)
+    assert pipeline.default_cpu_memory_mb() == expected

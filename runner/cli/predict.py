@@ -51,7 +51,8 @@ def predict_cmd(
         None,
         "--memory-mb",
         min=1,
-        help="Activation memory budget for tiles in MiB (default 2048 on CPU, half the free GPU memory).",
+        help="Activation memory budget for tiles in MiB (default: half the available memory on CPU, "
+        "2048-16384; half the free GPU memory).",
     ),
     halo: str = typer.Option(
         None,

@@ -6,18 +6,19 @@
 >>> with Predictor("model.zip", device="cpu") as p:         # reuse the loaded network for many images
 ...     outs = [p.predict(im) for im in images]
 
-Tile size comes from ``tile`` (largest tile per axis) or else from a memory budget (``memory_mb``; by default
-2 GiB of activations on CPU, half the free memory on a GPU, counted as :data:`BYTES_PER_VOXEL` per tile
-voxel): among the tilings whose tile fits the budget, the one processing the fewest voxels is used (see
-:func:`runner.inference.tiling.choose_tile`). Tiles are batched up to the same budget. The margin (context
-around each tile's owned region) is ``halo`` when given, else the rdf's halo, else the measured receptive
-field. ``tile="whole"`` runs the image as it is in one pass, without padding or cropping, as ``bioimageio
-test`` does (the image must then have a valid input shape).
+Tile size comes from ``tile`` (largest tile per axis) or else from a memory budget (``memory_mb``; by
+default half the available memory on CPU (2 to 16 GiB), half the free memory on a GPU, counted as
+:data:`BYTES_PER_VOXEL` per tile voxel): among the tilings whose tile fits the budget, the one processing
+the fewest voxels is used (see :func:`runner.inference.tiling.choose_tile`). Tiles are batched up to the
+same budget. The margin (context around each tile's owned region) is ``halo`` when given, else the rdf's
+halo, else the measured receptive field. ``tile="whole"`` runs the image as it is in one pass, without
+padding or cropping, as ``bioimageio test`` does (the image must then have a valid input shape).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,39 @@ from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles
 BYTES_PER_VOXEL = 1024
 """Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""
 DEFAULT_CPU_MEMORY_MB = 2048
+"""CPU activation budget when the available memory is unknown; see :func:`default_cpu_memory_mb`."""
+MAX_CPU_MEMORY_MB = 16384
+
+
+def default_cpu_memory_mb() -> float:
+    """Half of the memory available now, at least :data:`DEFAULT_CPU_MEMORY_MB` and at most 16 GiB.
+
+    Big tiles matter most in 3D, where the halo of a deep network is wide: a 48x96x96 volume with a 56-voxel
+    halo is one 160x208x208 pass (about 3 GB for a 32-feature 3D U-Net) or 108 passes of 128^3 tiles.
+    """
+    available = _available_memory_mb()
+    if available is None:
+        return DEFAULT_CPU_MEMORY_MB
+    return float(min(max(available / 2, DEFAULT_CPU_MEMORY_MB), MAX_CPU_MEMORY_MB))
+
+
 MAX_BATCH = 16
+
+
+def _available_memory_mb() -> float | None:
+    """MemAvailable from /proc/meminfo (Linux), else free physical pages (POSIX), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (AttributeError, OSError, ValueError):
+        return None
+
 
 TileSpec = Sequence[int] | str | None
 
@@ -224,7 +257,7 @@ class Predictor:
     def _budget_voxels(self) -> int:
         mb = self.memory_mb
         if mb is None:
-            mb = DEFAULT_CPU_MEMORY_MB
+            mb = default_cpu_memory_mb()
             if self.device.is_cuda and self.adapter.is_torch:
                 import torch
 
@@ -338,7 +371,7 @@ class Predictor:
             on_batch=on_batch,
             stack=stack,
         )
-        self.last_run = RunInfo(plan.tile_shape, plan.n_tiles, batch, self.margin())
+        self.last_run = RunInfo(plan.tile_shape, plan.n_tiles, batch, tuple(a.margin for a in plan.axes))
         return dict(zip(geo.outputs, outs, strict=False))
 
     def _finish(self, canon: dict[str, np.ndarray], *, postprocess: bool) -> dict[str, np.ndarray]:
