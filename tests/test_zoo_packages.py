@@ -37,14 +37,7 @@ def test_demo_uses_a_shipped_package():
     assert (ROOT / model).is_file()
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        PACKAGE_2D,
-        pytest.param(PACKAGE_3D, marks=pytest.mark.slow),
-    ],  # 3D: bioimageio.core's size sweep, ~15 min
-    ids=["2d", "3d"],
-)
+@pytest.mark.parametrize("package", [PACKAGE_2D, PACKAGE_3D], ids=["2d", "3d"])
 def test_shipped_package_passes_runner_test(package):
     res = run("test", package)
     assert res.exit_code == 0, res.output
