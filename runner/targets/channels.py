@@ -19,7 +19,9 @@ Semantics, for an instance label image ``L`` (0 = background):
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+from numba import njit
 from scipy import ndimage as ndi
 
 from runner.errors import UserError
@@ -144,12 +146,90 @@ def _check_resolution(res: tuple[float, ...], ndim: int) -> None:
         raise UserError(f"resolution {res} has {len(res)} values but the labels are {ndim}D")
 
 
+_FUSED = {"B": 0, "C": 1, "D": 2, "M": 3}
+_MAX_DIRECT_ID = 2**22
+"""Largest label id indexed directly by the fused path (larger ids are renumbered first)."""
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _fused_bcdm(labels, dist, n, width, slots, out):
+    """B, C, D (per-object normalised), M in two parallel passes: per-label maximum of ``dist``, then the
+    channels."""
+    size = labels.size
+    chunks = max(1, min(numba.get_num_threads() * 4, size // 65536 + 1))
+    step = (size + chunks - 1) // chunks
+    partial = np.zeros((chunks, n + 1), np.float32)
+    for c in numba.prange(chunks):
+        row = partial[c]
+        for i in range(c * step, min(size, (c + 1) * step)):
+            lab = labels[i]
+            if lab != 0 and dist[i] > row[lab]:
+                row[lab] = dist[i]
+    best = np.zeros(n + 1, np.float32)
+    for c in range(chunks):
+        for j in range(n + 1):
+            if partial[c, j] > best[j]:
+                best[j] = partial[c, j]
+    sb, sc, sd, sm = slots[0], slots[1], slots[2], slots[3]
+    for c in numba.prange(chunks):
+        for i in range(c * step, min(size, (c + 1) * step)):
+            lab = labels[i]
+            if lab == 0:
+                for k in range(out.shape[0]):
+                    out[k, i] = 0.0
+                continue
+            d = dist[i]
+            contour = d <= width
+            if sb >= 0:
+                out[sb, i] = 0.0 if contour else 1.0
+            if sc >= 0:
+                out[sc, i] = 1.0 if contour else 0.0
+            if sd >= 0:
+                out[sd, i] = d / best[lab] if best[lab] > 0 else 0.0
+            if sm >= 0:
+                out[sm, i] = 1.0
+
+
+def _fused_eligible(labels: np.ndarray, tokens: list[str], options: TargetOptions) -> bool:
+    res = options.resolution
+    return (
+        bool(tokens)
+        and all(t in _FUSED for t in tokens)
+        and len(set(tokens)) == len(tokens)
+        and options.contour_mode == "inner"
+        and options.distance_norm == "instance"
+        and (res is None or all(r == 1 for r in res))
+        and labels.dtype.kind in "ui"
+    )
+
+
+def _make_fused(labels: np.ndarray, tokens: list[str], options: TargetOptions) -> np.ndarray:
+    """B/C/D/M without renumbering or intermediate maps: one multi-label EDT, then one fused pass."""
+    top = int(labels.max()) if labels.size else 0
+    if labels.dtype.kind == "i" and labels.size and int(labels.min()) < 0:
+        raise UserError("label images must not hold negative ids")
+    if top > _MAX_DIRECT_ID:
+        labels, top = relabel_sequential(labels)
+    flat = np.ascontiguousarray(labels).ravel()
+    if flat.dtype.itemsize > 2 and top < 2**16:
+        flat = flat.astype(np.uint16)
+    dist = edge_distance(flat.reshape(labels.shape)).ravel()
+    slots = np.full(4, -1, np.int64)
+    for k, t in enumerate(tokens):
+        slots[_FUSED[t]] = k
+    out = np.empty((len(tokens), labels.size), np.float32)
+    _fused_bcdm(flat, dist, top, float(options.contour_width), slots, out)
+    return out.reshape((len(tokens), *labels.shape))
+
+
 def make_channels(labels: np.ndarray, tokens: list[str], options: TargetOptions) -> np.ndarray:
     """Stack the channels named by ``tokens`` for ``labels`` (``(Y, X)`` or ``(Z, Y, X)``)."""
     if labels.ndim not in (2, 3):
         raise UserError(f"labels must be 2D or 3D, got shape {labels.shape}")
     if options.resolution is not None:
         _check_resolution(options.resolution, labels.ndim)
+    if _fused_eligible(labels, tokens, options):
+        return _make_fused(labels, tokens, options)
     cache = _Cache(labels, options)
     out = np.empty((len(tokens), *labels.shape), np.float32)
     for i, t in enumerate(tokens):
