@@ -11,30 +11,14 @@ import torch
 from typer.testing import CliRunner
 
 from runner.cli import app
-from runner.recipes import merge, recipe_from_dict, save_recipe
+from runner.recipes import merge, save_recipe
 from runner.training import load_run, train
+from tests._export_fixtures import tiny_recipe
 
 
 def tiny(dims: int = 2, **override) -> object:
-    """A recipe small enough to train in seconds on a CPU."""
-    base = {
-        "name": "tiny",
-        "dims": dims,
-        "model": {"depth": 2, "features": 8},
-        "data": {"patch": [48, 48] if dims == 2 else [16, 32, 32]},
-        "training": {
-            "iterations": 40,
-            "batch_size": 4 if dims == 2 else 2,
-            "log_every": 5,
-            "checkpoint_every": 10,
-            "threads": 1,
-        },
-        "optimizer": {"lr": 0.01},
-        "schedule": {"name": "constant", "warmup": 0},
-        "validation": {"every": 20, "metric": "accuracy@0.5"},
-        "postprocessing": {"name": "watershed_bcd", "params": {"min_seed_size": 2, "min_size": 5}},
-    }
-    return recipe_from_dict(merge(base, override))
+    """A recipe small enough to train in seconds on a CPU (the exporter tests' recipe, 40 iterations)."""
+    return tiny_recipe(dims, **merge({"name": "tiny", "training": {"iterations": 40}}, override))
 
 
 def _rows(run: Path) -> list[dict]:
