@@ -256,13 +256,16 @@ class Predictor:
 
     def _budget_voxels(self) -> int:
         mb = self.memory_mb
-        if mb is None:
-            mb = default_cpu_memory_mb()
-            if self.device.is_cuda and self.adapter.is_torch:
-                import torch
+        if mb is None and self.device.is_cuda:
+            import torch
 
+            if torch.cuda.is_available():  # any backend: the device's free memory bounds the tiles
                 free, _ = torch.cuda.mem_get_info(self.device.index)
                 mb = free / 2**20 / 2
+            else:  # onnxruntime-gpu beside a CPU build of torch: host memory says nothing about the GPU
+                mb = DEFAULT_CPU_MEMORY_MB
+        if mb is None:
+            mb = default_cpu_memory_mb()
         return max(int(mb * 2**20 / BYTES_PER_VOXEL), 1)
 
     def predict(
