@@ -136,6 +136,15 @@ def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
     assert _accuracy_at_half(tmp_path / "a") == pytest.approx(cfg["tuned_on"]["score"], abs=1e-9)
     config = json.loads((tmp_path / "b" / "run_config.json").read_text())
     assert config["options"]["tta"] is False
+    # re-tuning the package keeps TTA unless told otherwise
+    again = tmp_path / "again.zip"
+    res = run(
+        "tune", out, "--data", EXAMPLES, "--out", again, "-q", "--rounds", "1", "--max-images", "2", *grid
+    )
+    assert res.exit_code == 0, res.output
+    with zipfile.ZipFile(again) as zf:
+        cfg = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]
+    assert cfg["tuned_on"]["tta"] is True and cfg["test_time_augmentation"] is True
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,12 @@ def tune_cmd(
         help="Values to try, key=v1,v2,... (repeatable; replaces the built-in values of that param).",
     ),
     rounds: int = typer.Option(2, min=1, max=10, help="Coordinate-search rounds over all params."),
-    tta: bool = typer.Option(False, "--tta", help="Tune on test-time-augmented predictions."),
+    tta: bool = typer.Option(
+        None,
+        "--tta/--no-tta",
+        help="Tune on test-time-augmented (mirror-averaged) predictions; default: as the package says "
+        "(config.runner.test_time_augmentation), so re-tuning a TTA package keeps TTA.",
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     max_images: int = typer.Option(None, min=1, help="Use at most this many images."),
     notes: Path = typer.Option(
@@ -83,6 +88,8 @@ def tune_cmd(
                 path=model,
                 hint="pass --postprocess NAME (runner postprocess --list)",
             )
+        if tta is None:
+            tta = pkg.test_time_augmentation
         processor = get_postprocessor(name)
         start = {**(declared.params if declared and declared.name == name else {}), **parse_params(param)}
         grid_values = {k: v if isinstance(v, list) else [v] for k, v in parse_params(grid).items()}
