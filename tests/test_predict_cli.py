@@ -209,3 +209,41 @@ def test_gt_must_match_images(pkg, images, tmp_path):
     result = invoke(pkg.folder, "-i", images, "-o", tmp_path / "out", "--gt", gt)
     assert result.exit_code == 2 and "have no ground truth" in _stderr_line(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_greyscale_saved_as_rgba_png_runs_on_a_one_channel_model(tmp_path):
+    """DSB2018's PNGs are greyscale stored as RGBA: taken as one channel, the same instances as the TIFF."""
+    import imageio.v3 as iio
+
+    tif = sorted((EXAMPLES / "x").glob("*.tif"))[0]
+    grey = tifffile.imread(tif)
+    (tmp_path / "png").mkdir()
+    iio.imwrite(tmp_path / "png" / "img.png", np.dstack([grey, grey, grey, np.full_like(grey, 255)]))
+    colour = np.dstack([grey, grey // 2, grey, np.full_like(grey, 255)])
+    iio.imwrite(tmp_path / "colour.png", colour)
+    runner = CliRunner()
+    common = ["--postprocess", "threshold_cc", "-q", "--device", "cpu"]
+    a = runner.invoke(
+        app, ["predict", str(ZOO), "--input", str(tif), "--output", str(tmp_path / "a"), *common]
+    )
+    b = runner.invoke(
+        app, ["predict", str(ZOO), "--input", str(tmp_path / "png"), "--output", str(tmp_path / "b"), *common]
+    )
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "a" / "instances" / f"{tif.stem}.tif"),
+        tifffile.imread(tmp_path / "b" / "instances" / "img.tif"),
+    )
+    c = runner.invoke(
+        app,
+        [
+            "predict",
+            str(ZOO),
+            "--input",
+            str(tmp_path / "colour.png"),
+            "--output",
+            str(tmp_path / "c"),
+            *common,
+        ],
+    )
+    assert c.exit_code == 2 and "4 channels" in c.output

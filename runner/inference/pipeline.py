@@ -28,7 +28,13 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import Device, resolve_device
-from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
+from runner.inference.geometry import (
+    Geometry,
+    build_geometry,
+    check_image,
+    check_secondary_rules,
+    gray_if_lossless,
+)
 from runner.inference.halo import measure_receptive_field, probe_shape
 from runner.inference.package import Package, load_package
 from runner.inference.processing import Processing
@@ -161,7 +167,7 @@ class Predictor:
             )
         shapes = set()
         for name, arr in inputs.items():
-            arr = np.asarray(arr)
+            arr = gray_if_lossless(np.asarray(arr), pkg.input(name).n_channels)
             check_image(arr, pkg.input(name), geo, where)
             shapes.add(tuple(arr.shape[1:]))
             inputs[name] = arr
