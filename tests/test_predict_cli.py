@@ -141,7 +141,9 @@ def test_missing_package_and_inputs(pkg, tmp_path):
 def test_one_bad_image_does_not_stop_the_batch(pkg, images, tmp_path):
     (images / "broken.tif").write_bytes(b"II*\0 this is not a tiff")
     tifffile.imwrite(images / "volume.tif", np.zeros((5, 40, 40), np.uint8), metadata={"axes": "ZYX"})
-    tifffile.imwrite(images / "rgb.tif", np.zeros((40, 40, 3), np.uint8), photometric="rgb")
+    colour = np.zeros((40, 40, 3), np.uint8)
+    colour[..., 0] = 50  # a real colour image (grey saved as RGB would be taken as one channel)
+    tifffile.imwrite(images / "rgb.tif", colour, photometric="rgb")
     out = tmp_path / "out"
     result = invoke(pkg.folder, "-i", images, "-o", out)
     assert result.exit_code == 2
