@@ -161,3 +161,24 @@ def test_resolve_device():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(UserError, match="--device must be"):
         resolve_device("tpu")
+
+
+def test_greyscale_rgba_png_trains_as_one_channel(tmp_path):
+    """DSB2018-style PNGs (grey saved as RGBA) load as the one channel the recipe asks for; colour fails."""
+    import imageio.v3 as iio
+    import tifffile
+
+    from runner.errors import UserError
+    from runner.io import Pair
+    from runner.synthetic import random_blobs, render
+    from runner.training.data import load_sample
+
+    labels = random_blobs((64, 64), 6, radius=(5, 8), seed=1)
+    grey = (render(labels, seed=1) * 255).clip(0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "a.png", np.dstack([grey, grey, grey, np.full_like(grey, 255)]))
+    iio.imwrite(tmp_path / "b.png", np.dstack([grey, grey // 2, grey]))
+    tifffile.imwrite(tmp_path / "a_labels.tif", labels.astype(np.uint16))
+    sample = load_sample(Pair("a", tmp_path / "a.png", tmp_path / "a_labels.tif"), tiny(2))
+    assert sample.image.shape == (1, 64, 64)
+    with pytest.raises(UserError, match="3 channel"):
+        load_sample(Pair("b", tmp_path / "b.png", tmp_path / "a_labels.tif"), tiny(2))

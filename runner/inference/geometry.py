@@ -230,19 +230,6 @@ def _output_geometry(pkg: Package, t: TensorInfo, letter_of: dict[str, str], let
     return OutputGeometry(tuple(ratio), tuple(crop), tuple(halo)), tuple(ids)
 
 
-def gray_if_lossless(arr: np.ndarray, n_channels: int | None) -> np.ndarray:
-    """One channel from an RGB(A) image whose colour channels are equal and whose alpha is constant (a
-    greyscale picture saved as RGB/RGBA, as DSB2018's PNGs are), when the model takes one channel; any
-    other image unchanged (a real colour image still fails the channel check)."""
-    if n_channels != 1 or arr.ndim < 3 or arr.shape[0] not in (3, 4):
-        return arr
-    if not (np.array_equal(arr[0], arr[1]) and np.array_equal(arr[0], arr[2])):
-        return arr
-    if arr.shape[0] == 4 and not (arr[3] == arr[3].flat[0]).all():
-        return arr
-    return arr[:1]
-
-
 def check_image(arr: np.ndarray, tensor, geo: Geometry, where) -> None:
     want = f"{tensor.axes_string} ({'/'.join(geo.letters)} spatial)"
     if arr.ndim != geo.ndim + 1:

@@ -33,12 +33,12 @@ from runner.inference.geometry import (
     build_geometry,
     check_image,
     check_secondary_rules,
-    gray_if_lossless,
 )
 from runner.inference.halo import measure_receptive_field, probe_shape
 from runner.inference.package import Package, load_package
 from runner.inference.processing import Processing
 from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles, run_tiled
+from runner.io import gray_if_lossless
 
 BYTES_PER_VOXEL = 1024
 """Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""

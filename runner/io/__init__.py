@@ -8,6 +8,7 @@ from runner.io.images import (
     ImageInfo,
     Labels,
     as_label_array,
+    gray_if_lossless,
     natural_key,
     open_lazy,
     read_array,
@@ -20,6 +21,7 @@ from runner.io.images import (
 )
 
 __all__ = [
+    "gray_if_lossless",
     "IMAGE_SUFFIXES",
     "Image",
     "ImageInfo",

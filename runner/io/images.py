@@ -389,3 +389,16 @@ def write_image(
     if data.shape[0] == 1:
         data, axes = data[0], axes[1:]
     return write_tiff(path, data, axes=axes, resolution=resolution, compression=compression)
+
+
+def gray_if_lossless(arr: np.ndarray, n_channels: int | None) -> np.ndarray:
+    """One channel from an RGB(A) image whose colour channels are equal and whose alpha is constant (a
+    greyscale picture saved as RGB/RGBA, as DSB2018's PNGs are), when the model takes one channel; any
+    other image unchanged (a real colour image still fails the channel check)."""
+    if n_channels != 1 or arr.ndim < 3 or arr.shape[0] not in (3, 4):
+        return arr
+    if not (np.array_equal(arr[0], arr[1]) and np.array_equal(arr[0], arr[2])):
+        return arr
+    if arr.shape[0] == 4 and not (arr[3] == arr[3].flat[0]).all():
+        return arr
+    return arr[:1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
-from runner.io import Pair, find_pairs, find_splits, read_image, read_labels
+from runner.io import Pair, find_pairs, find_splits, gray_if_lossless, read_image, read_labels
 from runner.recipes import Recipe
 from runner.training.preprocess import normalize
 
@@ -98,6 +98,8 @@ def load_sample(pair: Pair, recipe: Recipe, *, index: int = 0) -> Sample:
             path=pair.image,
             hint="use a recipe with the right 'dims', or --axes-like 'data.axes'",
         )
+    if recipe.input_channels == 1:
+        image.data = gray_if_lossless(image.data, 1)
     if image.data.shape[0] != recipe.input_channels:
         raise UserError(
             f"image has {image.data.shape[0]} channel(s) but the recipe expects "
