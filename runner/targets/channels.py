@@ -152,11 +152,10 @@ _MAX_DIRECT_ID = 2**22
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _fused_bcdm(labels, dist, n, width, slots, out):
+def _fused_bcdm(labels, dist, n, width, slots, chunks, out):
     """B, C, D (per-object normalised), M in two parallel passes: per-label maximum of ``dist``, then the
     channels."""
     size = labels.size
-    chunks = max(1, min(numba.get_num_threads() * 4, size // 65536 + 1))
     step = (size + chunks - 1) // chunks
     partial = np.zeros((chunks, n + 1), np.float32)
     for c in numba.prange(chunks):
@@ -218,7 +217,8 @@ def _make_fused(labels: np.ndarray, tokens: list[str], options: TargetOptions) -
     for k, t in enumerate(tokens):
         slots[_FUSED[t]] = k
     out = np.empty((len(tokens), labels.size), np.float32)
-    _fused_bcdm(flat, dist, top, float(options.contour_width), slots, out)
+    chunks = max(1, min(numba.get_num_threads() * 4, labels.size // 65536 + 1))
+    _fused_bcdm(flat, dist, top, float(options.contour_width), slots, chunks, out)
     return out.reshape((len(tokens), *labels.shape))
 
 
