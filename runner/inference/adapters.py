@@ -224,32 +224,7 @@ def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None) -
             "ignore", category=DeprecationWarning
         )  # "torch.jit.load is deprecated" (torch 2.9+)
         module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
-    if not device.is_cuda:
-        module = _FrozenOrPlain(module)
     return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
-
-
-class _FrozenOrPlain:
-    """A TorchScript module frozen and optimised for CPU inference (folded batch norm, oneDNN convolutions:
-    15-30% faster on 2 cores; outputs within ~1e-3 of the module as loaded, inside the packages'
-    reproducibility tolerance). The module as loaded runs instead when freezing or a frozen call fails."""
-
-    def __init__(self, module):
-        import torch
-
-        self.plain = module
-        try:
-            self.frozen = torch.jit.optimize_for_inference(torch.jit.freeze(module))
-        except Exception:  # modules that cannot be frozen run as they are
-            self.frozen = None
-
-    def __call__(self, *tensors):
-        if self.frozen is not None:
-            try:
-                return self.frozen(*tensors)
-            except RuntimeError:  # e.g. an op the optimised graph cannot take for this input
-                self.frozen = None
-        return self.plain(*tensors)
 
 
 def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
