@@ -28,12 +28,7 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import Device, resolve_device
-from runner.inference.geometry import (
-    Geometry,
-    build_geometry,
-    check_image,
-    check_secondary_rules,
-)
+from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
 from runner.inference.halo import measure_receptive_field, probe_shape
 from runner.inference.package import Package, load_package
 from runner.inference.processing import Processing
@@ -45,6 +40,8 @@ BYTES_PER_VOXEL = 1024
 DEFAULT_CPU_MEMORY_MB = 2048
 """CPU activation budget when the available memory is unknown; see :func:`default_cpu_memory_mb`."""
 MAX_CPU_MEMORY_MB = 16384
+"""Largest default CPU activation budget."""
+MAX_BATCH = 16
 
 
 def default_cpu_memory_mb() -> float:
@@ -57,9 +54,6 @@ def default_cpu_memory_mb() -> float:
     if available is None:
         return DEFAULT_CPU_MEMORY_MB
     return float(min(max(available / 2, DEFAULT_CPU_MEMORY_MB), MAX_CPU_MEMORY_MB))
-
-
-MAX_BATCH = 16
 
 
 def _available_memory_mb() -> float | None:
