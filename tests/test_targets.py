@@ -213,14 +213,15 @@ def test_unknown_code_and_bad_options():
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_fused_path_equals_the_general_path(code, ndim):
     """B/C/D/M come from one fused pass over raw (non-sequential) ids; it must equal the channel-by-channel
-    path over renumbered labels, including ids above 2**16 and width-2 contours."""
+    path over renumbered labels, for sparse ids and width-2 contours."""
     from runner.synthetic import random_blobs
     from runner.targets import channels
 
     shape = (96, 96) if ndim == 2 else (24, 40, 40)
     base = random_blobs(shape, 20, radius=(3, 8), seed=ndim).astype(np.uint64)
     tokens = channels.split_code(code)
-    for factor, width in ((5003, 1), (5003, 2), (50_000_003, 1)):  # ids above 2**16; above 2**22 (renumbered)
+    # gaps in the ids indexed directly; ids above the pixel count and above 2**22 renumbered first
+    for factor, width in ((3, 1), (3, 2), (5003, 1), (50_000_003, 1)):
         labels = np.where(base > 0, base * factor + 7, 0).astype(np.uint32)
         options = TargetOptions(contour_width=width)
         assert channels._fused_eligible(labels, tokens, options)

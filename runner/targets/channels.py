@@ -25,6 +25,7 @@ from numba import njit
 from scipy import ndimage as ndi
 
 from runner.errors import UserError
+from runner.io.images import as_label_array
 from runner.labelops import edge_distance, label_max, normalize_per_label, relabel_sequential
 from runner.targets.codes import CHANNELS, ChannelSpec, TargetCode, TargetOptions, register_code, split_code
 
@@ -148,7 +149,8 @@ def _check_resolution(res: tuple[float, ...], ndim: int) -> None:
 
 _FUSED = {"B": 0, "C": 1, "D": 2, "M": 3}
 _MAX_DIRECT_ID = 2**22
-"""Largest label id indexed directly by the fused path (larger ids are renumbered first)."""
+"""Largest label id indexed directly by the fused path (larger ids, or ids above the pixel count, are
+renumbered first)."""
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -204,15 +206,14 @@ def _fused_eligible(labels: np.ndarray, tokens: list[str], options: TargetOption
 
 def _make_fused(labels: np.ndarray, tokens: list[str], options: TargetOptions) -> np.ndarray:
     """B/C/D/M without renumbering or intermediate maps: one multi-label EDT, then one fused pass."""
+    if labels.dtype.kind == "i":
+        labels = as_label_array(labels)  # the kernel indexes by id: negative ids must not reach it
     top = int(labels.max()) if labels.size else 0
-    if labels.dtype.kind == "i" and labels.size and int(labels.min()) < 0:
-        raise UserError("label images must not hold negative ids")
-    if top > _MAX_DIRECT_ID:
+    if top > min(_MAX_DIRECT_ID, labels.size):  # sparse ids: renumber rather than index a huge table
         labels, top = relabel_sequential(labels)
-    flat = np.ascontiguousarray(labels).ravel()
-    if flat.dtype.itemsize > 2 and top < 2**16:
-        flat = flat.astype(np.uint16)
-    dist = edge_distance(flat.reshape(labels.shape)).ravel()
+    labels = np.ascontiguousarray(labels)
+    flat = labels.ravel()
+    dist = edge_distance(labels).ravel()
     slots = np.full(4, -1, np.int64)
     for k, t in enumerate(tokens):
         slots[_FUSED[t]] = k
