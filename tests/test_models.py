@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import io
-import warnings
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from runner.models import (
     receptive_field,
     size_rule,
 )
+from tests._onnx import onnx_outputs
 
 ARCHS = {
     "plain": {"depth": 2, "features": 4},
@@ -47,8 +46,6 @@ def _net(name: str, ndim: int, acts=None):
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_script_and_onnx_export(name, ndim):
-    import onnxruntime as ort
-
     net = _net(name, ndim)
     x = torch.randn(1, 2, *([8] * ndim))
     x2 = torch.randn(2, 2, *([12] * ndim))
@@ -57,22 +54,7 @@ def test_script_and_onnx_export(name, ndim):
     scripted = torch.jit.script(net)
     with torch.no_grad():
         assert torch.allclose(scripted(x2), ref2, atol=1e-6)
-    buf = io.BytesIO()
-    axes = {0: "b", **{i + 2: f"s{i}" for i in range(ndim)}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (x,),
-            buf,
-            dynamo=False,
-            opset_version=18,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": axes, "output": axes},
-        )
-    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"input": x2.numpy()})[0]
+    out = onnx_outputs(net, x, x2)
     assert out.shape == (2, 6, *([12] * ndim))
     np.testing.assert_allclose(out, ref2.numpy(), atol=1e-4)
     assert ref.shape == (1, 6, *([8] * ndim))

@@ -4,8 +4,6 @@ crops get their patch targets after augmentation, the patch loss is masked, and 
 from __future__ import annotations
 
 import csv
-import io
-import warnings
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from runner.training import train
 from runner.training.data import crop_targets, load_datasets
 from runner.training.losses import InstanceLoss
 from runner.training.sampling import PatchSampler
+from tests._onnx import onnx_outputs
 
 
 def _small_ppp(**override):
@@ -49,30 +48,13 @@ def test_recipe_builds_the_ppp_network():
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_ppp_network_scripts_and_exports_to_onnx():
-    import onnxruntime as ort
-
     torch.manual_seed(0)
     net = _small_ppp().build_model().eval()
     x = torch.randn(2, 1, 24, 32)
     with torch.no_grad():
         ref = net(x)
         assert torch.allclose(torch.jit.script(net)(x), ref, atol=1e-6)
-    buf = io.BytesIO()
-    axes = {0: "b", 2: "y", 3: "x"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (x[:1, :, :16, :16],),
-            buf,
-            dynamo=False,
-            opset_version=18,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": axes, "output": axes},
-        )
-    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"input": x.numpy()})[0]
+    out = onnx_outputs(net, x[:1, :, :16, :16], x)
     assert out.shape == (2, 27, 24, 32)
     np.testing.assert_allclose(out, ref.numpy(), atol=1e-4)
 
