@@ -8,6 +8,11 @@ from typing import Literal
 import typer
 
 from runner.cli._app import STATE, command
+from runner.inference.options import InferenceOptions, help_of
+
+
+def _help(name: str) -> str:
+    return help_of(InferenceOptions, name)
 
 
 @command("predict")
@@ -28,39 +33,15 @@ def predict_cmd(
         "-o",
         help="Output folder (created): instances/, probabilities/, measurements/, run_config.json.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    weights: str = typer.Option(
-        None,
-        "--weights",
-        help="Weight format to use: onnx, torchscript or "
-        "pytorch_state_dict (default: the fastest available for the device).",
-    ),
-    trust_code: bool = typer.Option(
-        False,
-        "--trust-code",
-        help="Allow running the package's own Python code (needed for pytorch_state_dict weights).",
-    ),
-    tile: str = typer.Option(
-        None,
-        "--tile",
-        help="Largest tile, e.g. 512 or 256,512 ((z,)y,x), or 'whole' for one "
-        "pass without padding; default: from --memory-mb.",
-    ),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Tiles per forward pass."),
-    memory_mb: float = typer.Option(
-        None,
-        "--memory-mb",
-        min=1,
-        help="Activation memory budget for tiles in MiB (default: half the available memory on CPU, "
-        "2048-16384; half the free GPU memory).",
-    ),
-    halo: str = typer.Option(
-        None,
-        "--halo",
-        help="Context pixels per tile side, e.g. 32 or 8,32,32 (default: the "
-        "package's halo, else the network's measured receptive field).",
-    ),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
+    device: str = typer.Option("auto", "--device", help=_help("device")),
+    weights: str = typer.Option(None, "--weights", help=_help("weights")),
+    trust_code: bool = typer.Option(False, "--trust-code", help=_help("trust_code")),
+    tile: str = typer.Option(None, "--tile", help=_help("tile") + " E.g. 512 or 256,512."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help=_help("batch_size")),
+    memory_mb: float = typer.Option(None, "--memory-mb", min=1, help=_help("memory_mb")),
+    halo: str = typer.Option(None, "--halo", help=_help("halo") + " E.g. 32 or 8,32,32."),
+    border: str = typer.Option("image", "--border", help=_help("border")),
+    threads: int = typer.Option(None, "--threads", min=1, help=_help("threads")),
     postprocess: str = typer.Option(
         None,
         "--postprocess",
@@ -87,12 +68,7 @@ def predict_cmd(
     overlays: bool = typer.Option(
         False, "--overlays", help="Write overlays/<name>.png: image | outlines (coloured by match with --gt)."
     ),
-    tta: bool = typer.Option(
-        None,
-        "--tta/--no-tta",
-        help="Test-time augmentation: average outputs over mirrored inputs (4x in 2D, 8x in 3D). "
-        "Default: on when the package was tuned with it (config.runner.test_time_augmentation).",
-    ),
+    tta: bool = typer.Option(None, "--tta/--no-tta", help=_help("tta")),
     gt: Path = typer.Option(
         None, "--gt", help="Ground-truth label folder: also evaluate (metrics.csv, summary.json)."
     ),
@@ -137,6 +113,7 @@ def predict_cmd(
         batch_size=batch_size,
         memory_mb=memory_mb,
         halo=_ints(halo, parse_ints),
+        border=_border(border),
         threads=threads,
         postprocess=postprocess,
         params=parse_params(param),
@@ -170,6 +147,19 @@ def _echo_report(report, output: Path) -> None:
     )
     if report.summary:
         typer.echo(_summary_line(report.summary))
+
+
+def _border(text: str):
+    from runner.errors import UserError
+    from runner.inference.options import BORDER_HELP
+
+    value = (text or "image").strip().lower()
+    if value not in BORDER_HELP:
+        raise UserError(
+            f"--border must be one of {', '.join(BORDER_HELP)}, got {text!r}",
+            hint="; ".join(f"{k}: {v}" for k, v in BORDER_HELP.items()),
+        )
+    return value
 
 
 def _ints(text, parse_ints):

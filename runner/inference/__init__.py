@@ -4,7 +4,8 @@ Public API (imported lazily, so ``import runner.inference`` stays light):
 
 - :func:`load_package` (``.zip``, folder or rdf path; 0.4/0.5; offline) -> :class:`Package`
 - :class:`Predictor` (a loaded network; ``.predict(image) -> {output_id: array}``) and :func:`predict_array`
-  (one call for one image), both with arrays in the engine layout ``(C, (Z,) Y, X)``
+  (one call for one image), both with arrays in the engine layout ``(C, (Z,) Y, X)`` and settings from one
+  :class:`InferenceOptions` (which ``runner predict``'s :class:`PredictOptions` extends)
 - :func:`reproduce_test_outputs` (run the package's test inputs like ``bioimageio test`` does and compare)
 - :func:`predict_files` (the ``runner predict`` batch job: files in, instances/probabilities/metrics out)
 - :func:`plan_tiles`, :func:`run_tiled` (pure tiling functions), :func:`resolve_device`
@@ -27,6 +28,7 @@ _EXPORTS = {
     "TestResult": "runner.inference.testing",
     "predict_files": "runner.inference.batch",
     "PredictOptions": "runner.inference.batch",
+    "InferenceOptions": "runner.inference.options",
     "plan_tiles": "runner.inference.tiling",
     "run_tiled": "runner.inference.tiling",
     "TilePlan": "runner.inference.tiling",

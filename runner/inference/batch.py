@@ -20,46 +20,26 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from runner.errors import BatchError, UserError
 from runner.inference.inputs import Job, collect_jobs
+from runner.inference.options import InferenceOptions
 from runner.inference.package import Package, PostprocessingChoice, load_package
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
 
-class PredictOptions(BaseModel):
-    """Everything ``runner predict`` can be told (the CLI fills this; ``run_config.json`` records it)."""
+class PredictOptions(InferenceOptions):
+    """Everything ``runner predict`` can be told: the inference settings (:class:`InferenceOptions`) plus the
+    files and post-processing ones (the CLI fills this; ``run_config.json`` records it)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
-    weights: str | None = Field(
-        default=None, description="Force a weight format: onnx, torchscript or pytorch_state_dict."
-    )
-    trust_code: bool = Field(
-        default=False, description="Allow running the package's Python source (pytorch_state_dict)."
-    )
-    tile: list[int] | Literal["whole"] | None = Field(
-        default=None,
-        description="Largest tile per spatial axis (one value for all), 'whole', or None for the "
-        "memory budget.",
-    )
-    batch_size: int | None = Field(
-        default=None, ge=1, description="Tiles per forward pass (default from the memory budget)."
-    )
-    memory_mb: float | None = Field(
-        default=None, gt=0, description="Activation memory budget in MiB for tile sizing."
-    )
-    halo: list[int] | None = Field(
-        default=None, description="Context pixels per tile side, instead of the rdf's halo."
-    )
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for the framework.")
     postprocess: str | None = Field(
         default=None, description="Post-processor name; default: the package's config.runner."
     )
@@ -75,11 +55,6 @@ class PredictOptions(BaseModel):
     )
     save_probabilities: bool = Field(
         default=False, description="Also write the raw outputs to probabilities/."
-    )
-    tta: bool | None = Field(
-        default=None,
-        description="Test-time augmentation: average over mirrored inputs (4x/8x slower); "
-        "default: what the package's config.runner.test_time_augmentation says (off when absent).",
     )
     overlays: bool = Field(
         default=False, description="Write overlays/<name>.png: image | outlines coloured by match."
@@ -190,17 +165,7 @@ def predict_files(
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
     out = _check_destination(Path(out), pkg, options, post, gt)
-    predictor = Predictor(
-        pkg,
-        device=options.device,
-        weights=options.weights,
-        trust_code=options.trust_code,
-        tile=options.tile,
-        batch_size=options.batch_size,
-        memory_mb=options.memory_mb,
-        halo=options.halo,
-        threads=options.threads,
-    )
+    predictor = Predictor(pkg, options)
     out.mkdir(exist_ok=True)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import Device, resolve_device
 from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
 from runner.inference.halo import measure_receptive_field, probe_shape
+from runner.inference.options import InferenceOptions, with_overrides
 from runner.inference.package import Package, load_package
 from runner.inference.processing import Processing
 from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles, run_tiled
@@ -90,41 +92,32 @@ class Predictor:
     Parameters
     ----------
     package : a :class:`Package` or a path for :func:`load_package`.
-    device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    weights : force a weight format (``onnx``, ``torchscript``, ``pytorch_state_dict``).
-    trust_code : allow running the package's Python source (``pytorch_state_dict``, custom processing).
-    tile : default largest tile per spatial axis, ``"whole"``, or None (memory budget).
-    batch_size : tiles per forward pass (default: from the memory budget, at most 16).
-    memory_mb : activation memory budget in MiB.
-    halo : margin per side in input pixels (an int or one per axis); default: the rdf's halo, else the
-        measured receptive field.
-    threads : CPU threads for the framework (default: the framework's choice).
+    options : the run's settings (:class:`runner.inference.options.InferenceOptions`: device, weights,
+        trust_code, tile, batch_size, memory_mb, halo, border, threads, tta).
+    **overrides : any of those fields by name, applied on top of ``options``.
     """
 
     def __init__(
-        self,
-        package: Package | str | Path,
-        *,
-        device: str | Device = "auto",
-        weights: str | None = None,
-        trust_code: bool = False,
-        tile: TileSpec = None,
-        batch_size: int | None = None,
-        memory_mb: float | None = None,
-        halo: int | Sequence[int] | None = None,
-        threads: int | None = None,
+        self, package: Package | str | Path, options: InferenceOptions | None = None, **overrides: Any
     ):
+        self.options = with_overrides(options, overrides)
+        opts = self.options
         self.package = package if isinstance(package, Package) else load_package(package)
-        self.device = resolve_device(device)
+        self.device = resolve_device(opts.device)
         self.geometry: Geometry = build_geometry(self.package)
         self.processing = Processing.from_description(
-            self.package.descr, trust_code=trust_code, where=self.package.source
+            self.package.descr, trust_code=opts.trust_code, where=self.package.source
         )
         self.adapter: Adapter = create_adapter(
-            self.package, device=self.device, weights=weights, trust_code=trust_code, threads=threads
+            self.package,
+            device=self.device,
+            weights=opts.weights,
+            trust_code=opts.trust_code,
+            threads=opts.threads,
         )
-        self.tile, self.batch_size, self.memory_mb = tile, batch_size, memory_mb
-        self.halo = _per_axis(halo, self.geometry.ndim, name="halo")
+        self.tile: TileSpec = opts.tile
+        self.batch_size, self.memory_mb = opts.batch_size, opts.memory_mb
+        self.halo = _per_axis(opts.halo, self.geometry.ndim, name="halo")
         self._margin: tuple[int, ...] | None = None
         self._nonspace: dict[str, tuple[int, ...]] = {}
         self.last_run: RunInfo | None = None
@@ -274,7 +267,7 @@ class Predictor:
         *,
         tile: TileSpec = None,
         postprocess: bool = True,
-        tta: bool = False,
+        tta: bool | None = None,
         progress: Callable[[int, int], None] | None = None,
         where: str | Path | None = None,
     ) -> dict[str, np.ndarray]:
@@ -286,7 +279,8 @@ class Predictor:
         tile : overrides the predictor's tile setting for this call.
         postprocess : apply the rdf's output post-processing (sigmoid, ...).
         tta : test-time augmentation: average the network's outputs over all mirror images of the input
-            (4 in 2D, 8 in 3D), each flipped back, before the rdf's output post-processing.
+            (4 in 2D, 8 in 3D), each flipped back, before the rdf's output post-processing (default: the
+            options' ``tta``, else the package's ``config.runner.test_time_augmentation``).
         progress : called as ``progress(done, total)`` with tile counts.
         where : file name used in error messages.
 
@@ -302,6 +296,8 @@ class Predictor:
         tile = self.tile if tile is None else tile
         if isinstance(tile, str) and tile != "whole":
             raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
+        if tta is None:
+            tta = self.options.tta if self.options.tta is not None else self.package.test_time_augmentation
         flips = _mirror_axes(self.geometry.ndim) if tta else [()]
         if tta and not self.geometry.tileable:
             raise UserError(
@@ -395,35 +391,20 @@ class Predictor:
 def predict_array(
     package: Package | str | Path,
     image: np.ndarray | dict[str, np.ndarray],
+    options: InferenceOptions | None = None,
     *,
-    device: str | Device = "auto",
-    weights: str | None = None,
-    trust_code: bool = False,
-    tile: TileSpec = None,
-    batch_size: int | None = None,
-    memory_mb: float | None = None,
-    halo: int | Sequence[int] | None = None,
     postprocess: bool = True,
-    tta: bool = False,
+    **overrides: Any,
 ) -> dict[str, np.ndarray]:
     """Predict one image with a package: ``(C, (Z,) Y, X)`` in, ``{output_id: (C_out, (Z,) Y, X)}`` out.
 
-    The rdf's pre/post-processing is applied (``postprocess=False`` skips the output ops); the image is tiled
-    as described in :class:`Predictor`, whose other arguments these are. ``tile="whole"`` reproduces what
-    ``bioimageio test`` computes for a test input (one pass, no padding, no cropping). To predict many images
-    create a :class:`Predictor` once instead.
+    The rdf's pre/post-processing is applied (``postprocess=False`` skips the output ops); ``options`` and
+    ``overrides`` are those of :class:`Predictor`. ``tile="whole"`` reproduces what ``bioimageio test``
+    computes for a test input (one pass, no padding, no cropping). To predict many images create a
+    :class:`Predictor` once instead.
     """
-    with Predictor(
-        package,
-        device=device,
-        weights=weights,
-        trust_code=trust_code,
-        tile=tile,
-        batch_size=batch_size,
-        memory_mb=memory_mb,
-        halo=halo,
-    ) as predictor:
-        return predictor.predict(image, postprocess=postprocess, tta=tta)
+    with Predictor(package, options, **overrides) as predictor:
+        return predictor.predict(image, postprocess=postprocess)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
