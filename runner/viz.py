@@ -136,7 +136,7 @@ truth red."""
 def match_overlay(
     image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, matches=None
 ) -> np.ndarray:
-    """RGB picture of a 2D ``image`` with prediction outlines coloured by match.
+    """RGB picture of a 2D ``image`` (or one z slice) with prediction outlines coloured by match.
 
     With ``gt`` and ``matches`` (a :class:`runner.metrics.Matches`), matched predictions are outlined green,
     unmatched predictions blue and ground-truth objects nobody found red; otherwise each object gets its
@@ -145,9 +145,11 @@ def match_overlay(
     if gt is None or matches is None:
         return overlay_outlines(image, pred)
     rgb = np.repeat(stretch(image)[..., None], 3, axis=-1)
-    colors = np.zeros((int(pred.max()) + 1, 3))
+    matched = np.asarray(matches.pred_ids, dtype=np.int64)
+    # ids of the whole image may exceed those of a slice of it
+    colors = np.zeros((max(int(pred.max()), int(matched.max(initial=0))) + 1, 3))
     colors[1:] = MATCH_COLORS["fp"]
-    colors[np.asarray(matches.pred_ids, dtype=np.int64)] = MATCH_COLORS["tp"]
+    colors[matched] = MATCH_COLORS["tp"]
     edge = outlines(pred)
     rgb[edge] = colors[pred[edge]]
     missed = np.isin(gt, np.asarray(matches.unmatched_gt, dtype=np.int64)) & (gt > 0)
