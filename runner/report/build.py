@@ -24,7 +24,7 @@ MAX_GALLERY = 100
 """Largest number of images in the gallery (the worst ones when there are more)."""
 _THUMB_SIDE, _THUMB_BYTES, _FULL_SIDE = 240, 20_000, 1400
 _PAGE_BYTES, _BYTES_PER_IMAGE = 40_000, 3_000
-"""Bytes kept for the page, and per image for its table row and captions, before the pictures share the rest."""
+"""Bytes kept for the page, and per image for its table row and captions; the pictures share the rest."""
 
 _POOLED = (
     ("av_ap_50_95_05", "avAP 0.5:0.95"),
