@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +111,35 @@ def test_report_bad_input(tmp_path, case):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(tmp_path) in lines[0]
     assert target.is_dir() if case == "out_is_folder" else not target.exists()
+
+
+def test_predict_report_with_the_zoo_package(tmp_path):
+    """``runner predict --report`` with the project's DSB2018 package: the page shows the real run's settings
+    and the metrics predict computed."""
+    root = Path(__file__).resolve().parents[1] / "zoo_packages"
+    x, y = tmp_path / "x", tmp_path / "y"
+    x.mkdir(), y.mkdir()
+    for name in ("1815cf307859b3e13669041d181aa3b3dbbac1a95aef4c42164b223110c09168",):
+        shutil.copy(root / "examples/dsb2018/x" / f"{name}.tif", x)
+        shutil.copy(root / "examples/dsb2018/y" / f"{name}.tif", y)
+    out = tmp_path / "out"
+    args = [
+        "predict",
+        str(root / "unet2d_bcd_nuclei_dsb2018.zip"),
+        "-i",
+        str(x),
+        "--gt",
+        str(y),
+        "-o",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, [*args, "--measure", "--no-tta", "--quiet", "--report"])
+    assert result.exit_code == 0, result.output
+    assert f"-> {out / 'report.html'}" in result.output
+    html = (out / "report.html").read_text()
+    config = json.loads((out / "run_config.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    for text in ("unet2d_bcd_nuclei", config["postprocessing"]["name"], "th_foreground", config["weights"]):
+        assert text in html
+    assert f"{summary['pooled']['aji']:.4g}" in html
+    assert len(_gallery_counts(html)) == 1 and html.count("histogram of") >= 4

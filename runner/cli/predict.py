@@ -79,6 +79,11 @@ def predict_cmd(
         None, "--resolution", help="Pixel spacing (z,)y,x, e.g. 2,0.5,0.5 (default: from file metadata)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write OUT/report.html: settings, metrics, overlays worst first (see `runner report`).",
+    ),
 ) -> None:
     """Predict images with any bioimage.io model package: tiled inference on CPU or GPU, the rdf's
     pre/post-processing, then the instance post-processor.
@@ -129,15 +134,26 @@ def predict_cmd(
         progress=not quiet,
     )
     try:
-        report = predict_files(model, list(inputs), output, options=options, gt=gt)
+        result = predict_files(model, list(inputs), output, options=options, gt=gt)
     except BatchError as exc:
         if isinstance(exc, PredictBatchError):
             _echo_report(exc.report, output)
+            if report and exc.report.done:
+                _write_html(output)
             if STATE["debug"]:
                 for name, text in exc.report.tracebacks.items():
                     typer.echo(f"--- {name}\n{text}", err=True)
         raise
-    _echo_report(report, output)
+    _echo_report(result, output)
+    if report:
+        _write_html(output)
+
+
+def _write_html(output: Path) -> None:
+    from runner.report import write_report
+
+    info = write_report(output)
+    typer.echo(f"report ({info.n_bytes / 1e6:.2f} MB) -> {info.path}")
 
 
 def _echo_report(report, output: Path) -> None:
