@@ -42,8 +42,10 @@ class Processing:
         from bioimageio.core.stat_calculators import StatsCalculator
 
         setup = setup_pre_and_postprocessing(descr, dataset_for_initial_statistics=[])
-        pre = [op for op in setup.pre if not isinstance(op, (UpdateStats, AddKnownDatasetStats))]
-        post = list(setup.post)
+        pre = [
+            _as_specified(op) for op in setup.pre if not isinstance(op, (UpdateStats, AddKnownDatasetStats))
+        ]
+        post = [_as_specified(op) for op in setup.post]
         if not trust_code and any(isinstance(op, CustomProcessing) for op in (*pre, *post)):
             raise UserError(
                 "the model's pre/post-processing runs the package's own Python code",
@@ -112,6 +114,26 @@ class Processing:
             op(sample)
         outputs = cast("dict[Any, Tensor]", sample.members)
         return {k: _to_array(outputs[k]) for k in arrays}
+
+
+def _as_specified(op: Any) -> Any:
+    """The operator, corrected where bioimageio.core 0.11 departs from the spec.
+
+    ``binarize`` with one threshold per entry of an axis (``BinarizeAlongAxisKwargs``): core compares the
+    tensor with the plain threshold list, which numpy broadcasts along the *last* axis (an error, or
+    silently the wrong axis when the sizes happen to agree). Here the thresholds are laid along the
+    named axis.
+    """
+    from bioimageio.core.proc_ops import Binarize
+
+    if isinstance(op, Binarize) and op.axis is not None and not isinstance(op.threshold, (int, float)):
+        import dataclasses
+
+        import xarray as xr
+
+        threshold: Any = xr.DataArray(list(op.threshold), dims=(op.axis,))
+        return dataclasses.replace(op, threshold=threshold)
+    return op
 
 
 def _to_array(tensor) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Write a conformance :class:`~tests.conformance.cases.Case` as a bioimage.io package folder.
 
 Descriptions are built with bioimageio.spec's classes (``v0_5`` for format 0.5, ``v0_4`` for 0.4), never as
-hand-written YAML. Every package carries ONNX (opset 17), TorchScript (scripted) and PyTorch state-dict weights
-(with the architecture source). The test output is the torch network (eager, float32) between the numpy
-reference of the pre- and post-processing (:mod:`tests.conformance.reference`), on the whole test input.
+hand-written YAML. Every package carries ONNX (opset 17), TorchScript (scripted) and PyTorch state-dict
+weights (with the architecture source). The test output is the torch network (eager, float32) between the
+numpy reference of the pre- and post-processing (:mod:`tests.conformance.reference`), on the whole test
+input.
 """
 
 from __future__ import annotations
@@ -75,9 +76,7 @@ def expected_outputs(case: Case, net, inputs: list[np.ndarray], dims: tuple[str,
     import torch
 
     raw_in = {INPUT_IDS[i]: x.astype(np.float64) for i, x in enumerate(inputs)}
-    pre = [
-        apply_ops(x, dims, case.pre[i], tensors=raw_in).astype(np.float32) for i, x in enumerate(inputs)
-    ]
+    pre = [apply_ops(x, dims, case.pre[i], tensors=raw_in).astype(np.float32) for i, x in enumerate(inputs)]
     with torch.no_grad():
         outs = net(*(torch.from_numpy(np.ascontiguousarray(x)) for x in pre))
     outs = [outs] if isinstance(outs, torch.Tensor) else list(outs)
@@ -116,6 +115,8 @@ def build(case: Case, folder: Path, *, seed: int = 0) -> Built:
     if folder.exists():
         shutil.rmtree(folder)
     save_bioimageio_package_as_folder(descr, output_path=folder)
+    if case.fmt == "0.4":  # spec 0.5.12 does not package a 0.4 ``architecture: file.py:Name`` source
+        shutil.copy(work / "conformance_nets.py", folder / "conformance_nets.py")
     shutil.rmtree(work)
     return Built(case=case, folder=folder, input_dims=dims, output_dims=dims)
 

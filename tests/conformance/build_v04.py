@@ -103,7 +103,9 @@ def _model(v4, case: Case, work: Path, inputs: list, outs: list, callable_name: 
         pytorch_state_dict=v4.PytorchStateDictWeightsDescr(
             source=work / "weights.pt",
             architecture=v4.CallableFromFile(f"conformance_nets.py:{callable_name}"),
-            architecture_sha256=hashlib.sha256((work / "conformance_nets.py").read_bytes()).hexdigest(), kwargs=kwargs, pytorch_version=version
+            architecture_sha256=hashlib.sha256((work / "conformance_nets.py").read_bytes()).hexdigest(),
+            kwargs=kwargs,
+            pytorch_version=version,
         ),
         torchscript=v4.TorchscriptWeightsDescr(
             source=work / "weights.torchscript", pytorch_version=version, parent="pytorch_state_dict"

@@ -103,6 +103,8 @@ def _output_axes(v5, case: Case, i: int, dims: tuple[str, ...]) -> list:
 
 
 def _data_type(ops: tuple[Op, ...], default: str) -> str:
+    """The tensor's data type as the network sees (inputs) or the user gets it (outputs): the last
+    ``ensure_dtype``'s, else ``default``."""
     dtypes = [o.kwargs["dtype"] for o in ops if o.name == "ensure_dtype"]
     return dtypes[-1] if dtypes else default
 
@@ -119,7 +121,7 @@ def describe(
             id=v5.TensorId(INPUT_IDS[i]),
             axes=_input_axes(v5, case, i, dims),
             test_tensor=v5.FileDescr(source=work / f"test_{INPUT_IDS[i]}.npy"),
-            data=v5.IntervalOrRatioDataDescr(type=case.input_dtype),
+            data=v5.IntervalOrRatioDataDescr(type=_data_type(case.pre[i], case.input_dtype)),
             preprocessing=[convert_op(v5, o) for o in case.pre[i]],
         )
         for i in range(case.n_inputs)

@@ -3,10 +3,11 @@
 ``runner predict`` is called through the typer app exactly as a user types it: one TIFF per sample (a folder
 of them when the test tensor holds several samples), ``--input NAME=FILE`` per input for several inputs,
 ``--no-postprocess`` (raw model outputs after the rdf's post-processing), ``--weights`` and ``--device``.
-bioimageio.core predicts the whole test sample as ``bioimageio test`` does (``predict_sample_without_blocking``
-without padding or cropping). Outputs are compared in the canonical layout ``(B, C, (Z,) Y, X)`` with the
-package's reproducibility tolerance (or the spec's default): an element mismatches when
-``|actual - expected| > atol + rtol * |expected|``; at most ``mismatched_elements_per_million`` may.
+bioimageio.core predicts the whole test sample as ``bioimageio test`` does
+(``predict_sample_without_blocking`` without padding or cropping). Outputs are compared in the canonical
+layout ``(B, C, (Z,) Y, X)`` with the package's reproducibility tolerance (or the spec's default): an
+element mismatches when ``|actual - expected| > atol + rtol * |expected|``; at most
+``mismatched_elements_per_million`` may.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class Outcome:
 
     @property
     def core_ok(self) -> bool:
-        return self.runner_error is None and self.core_error is None and all(c.ok for c in self.vs_core.values())
+        return (
+            self.runner_error is None and self.core_error is None and all(c.ok for c in self.vs_core.values())
+        )
 
     def summary(self) -> str:
         parts = [f"{self.name} [{self.weights}, {self.device}]"]
@@ -77,7 +80,9 @@ class Outcome:
 
 def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Comparison:
     if actual.shape != expected.shape:
-        return Comparison(np.inf, expected.size, expected.size, False, f"shape {actual.shape} != {expected.shape}")
+        return Comparison(
+            np.inf, expected.size, expected.size, False, f"shape {actual.shape} != {expected.shape}"
+        )
     a, e = actual.astype(np.float64), expected.astype(np.float64)
     diff = np.abs(a - e)
     bad = int((diff > tol.atol + tol.rtol * np.abs(e)).sum())
@@ -189,8 +194,9 @@ def runner_predict(
         args.append("--trust-code")
     result = CliRunner().invoke(app, args)
     if result.exit_code != 0:
-        lines = [ln for ln in result.output.splitlines() if ln.strip()]
-        msg = next((ln for ln in lines if ln.startswith("error")), lines[-1] if lines else "")
+        lines = [ln.strip() for ln in result.output.splitlines() if ln.strip()]
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("error")), max(len(lines) - 1, 0))
+        msg = " ".join(lines[start : start + 3])
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             msg = f"{type(result.exception).__name__}: {result.exception}"
         return None, f"exit {result.exit_code}: {msg}"[:400]
@@ -204,7 +210,14 @@ def runner_predict(
 
 
 def run_package(
-    package: Path, work: Path, *, name: str, weights: str, device: str = "cpu", with_core: bool = True
+    package: Path,
+    work: Path,
+    *,
+    name: str,
+    weights: str,
+    device: str = "cpu",
+    with_core: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> Outcome:
     """Predict the package's test input with the runner (and bioimageio.core) and compare."""
     from bioimageio.spec import load_description
@@ -215,7 +228,7 @@ def run_package(
     tol = tolerance_of(descr, weights)
     io = test_tensors(descr)
     outcome = Outcome(name, weights, device)
-    got, outcome.runner_error = runner_predict(package, io, work, weights=weights, device=device)
+    got, outcome.runner_error = runner_predict(package, io, work, weights=weights, device=device, extra=extra)
     if got is None:
         return outcome
     for oid, expected in io.outputs.items():

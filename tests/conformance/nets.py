@@ -57,13 +57,15 @@ class ConfNet(nn.Module):
         self.body = Body(ndim, in_channels, width, kind, norm)
         self.head = (nn.Conv2d if ndim == 2 else nn.Conv3d)(width, out_channels, 1)
         self.channel_last = channel_last
+        self.to_first = [0, ndim + 1] + list(range(1, ndim + 1))
+        self.to_last = [0] + list(range(2, ndim + 2)) + [1]
 
     def forward(self, x):
         if self.channel_last:
-            x = x.movedim(-1, 1)
+            x = x.permute(self.to_first)
         y = self.head(self.body(x))
         if self.channel_last:
-            y = y.movedim(1, -1)
+            y = y.permute(self.to_last)
         return y
 
 
@@ -78,17 +80,19 @@ class ConfNet2(nn.Module):
         self.head0 = conv(width, out_channels[0], 1)
         self.head1 = conv(width, out_channels[1], 1)
         self.channel_last = channel_last
+        self.to_first = [0, ndim + 1] + list(range(1, ndim + 1))
+        self.to_last = [0] + list(range(2, ndim + 2)) + [1]
 
     def forward(self, a, b) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.channel_last:
-            a = a.movedim(-1, 1)
-            b = b.movedim(-1, 1)
+            a = a.permute(self.to_first)
+            b = b.permute(self.to_first)
         f = self.body(torch.cat([a, b], dim=1))
         y0 = self.head0(f)
         y1 = self.head1(f)
         if self.channel_last:
-            y0 = y0.movedim(1, -1)
-            y1 = y1.movedim(1, -1)
+            y0 = y0.permute(self.to_last)
+            y1 = y1.permute(self.to_last)
         return y0, y1
 '''
 

@@ -2,10 +2,11 @@
 
 Written from the spec's definitions (bioimageio.spec ``*Kwargs`` docstrings) with bioimageio.core's
 conventions where the spec leaves a choice: standard deviations are population ones (``ddof=0``),
-percentiles interpolate linearly, ``eps`` is added to the denominator (``std + eps``, ``upper - lower + eps``),
-``ensure_dtype`` casts (truncating), and the statistics an op needs are those of the *unprocessed* tensor
-(the raw input, or the network's raw output for post-processing), as bioimageio.core computes them once per
-sample before the first op. With one sample, per-dataset statistics are the sample's (reduced over batch too).
+percentiles interpolate linearly (``scale_range``) or are the inverted CDF (``clip`` with percentiles),
+``eps`` is added to the denominator (``std + eps``, ``upper - lower + eps``), ``ensure_dtype`` casts
+(truncating), and the statistics an op needs are those of the *unprocessed* tensor (the raw input, or the
+network's raw output for post-processing), as bioimageio.core computes them once per sample before the first
+op. With one sample, per-dataset statistics are the sample's (reduced over batch too).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def apply_op(
         lo = k.get("min")
         hi = k.get("max")
         if "min_percentile" in k:
-            lo = np.percentile(raw, k["min_percentile"], axis=axes, keepdims=True)
+            lo = np.percentile(raw, k["min_percentile"], axis=axes, keepdims=True, method="inverted_cdf")
         if "max_percentile" in k:
-            hi = np.percentile(raw, k["max_percentile"], axis=axes, keepdims=True)
+            hi = np.percentile(raw, k["max_percentile"], axis=axes, keepdims=True, method="inverted_cdf")
         return np.clip(x, lo, hi)
     if o.name == "ensure_dtype":
         return x.astype(k["dtype"])
