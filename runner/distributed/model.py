@@ -1,0 +1,155 @@
+"""A package as a block segmenter: the model loads once per worker process and is reused for every block.
+
+:class:`PackageSegmenter` is a small picklable record (package path, predict options, fixed input statistics);
+called on a block's image it predicts with :class:`runner.inference.Predictor` and runs the package's
+post-processor. The rdf's sample statistics (percentiles, mean/std) are computed once by the driver on the
+volume (:func:`volume_statistics`) and given to every block, so each block is normalised like the whole
+volume rather than by its own statistics.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runner.errors import UserError
+
+_CACHE: dict[str, Any] = {}
+_LOCK = threading.Lock()
+LOADS = {"count": 0}
+"""How many times this process loaded a model (tests check it stays one per worker)."""
+
+GLOBAL_THRESHOLDS = ("auto", "otsu")
+
+
+@dataclass(frozen=True)
+class PackageSegmenter:
+    """``segmenter(image) -> labels``: ``(C, *spatial)`` float32 -> ``(*spatial)`` uint32.
+
+    Attributes
+    ----------
+    package : path of the package (.zip, folder or rdf), readable from every worker.
+    options : :class:`runner.inference.batch.PredictOptions` as a dict.
+    stats : the input statistics every block uses (from :func:`volume_statistics`), or None.
+    resolution : pixel spacing for the post-processor.
+    """
+
+    package: str
+    options: dict
+    stats: Any = None
+    resolution: tuple[float, ...] | None = None
+    key: str = field(default="", compare=False)
+
+    def _loaded(self):
+        key = self.key or repr((self.package, sorted(self.options.items())))
+        with _LOCK:
+            if key not in _CACHE:
+                _CACHE[key] = _load(self.package, self.options)
+            return _CACHE[key]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        from runner.postprocessing import run_pipeline
+
+        predictor, post, options = self._loaded()
+        with _LOCK if predictor.device.is_cuda else _nolock():
+            if self.stats is not None:
+                predictor.processing.input_stats = _Fixed(self.stats)
+            outputs = predictor.predict(image, tta=bool(options.tta), where=self.package)
+        key = options.output_tensor or next(iter(outputs))
+        source = image if post.processor.input == "image" else outputs[key]
+        labels = run_pipeline(source, post.processor, post.params, post.filters, resolution=self.resolution)
+        if labels.ndim != image.ndim - 1:
+            raise UserError(f"post-processor {post.choice.name!r} returns overlapping objects; blocks need labels")
+        return labels.astype(np.uint32, copy=False)
+
+
+class _nolock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@dataclass
+class _Fixed:
+    """Stands in for bioimageio.core's statistics calculator: the same statistics for every block."""
+
+    stats: dict
+
+    def update_and_get_all(self, sample) -> dict:
+        return dict(self.stats)
+
+
+def _load(package: str, options_dict: dict):
+    from runner.inference.batch import PredictOptions, resolve_postprocessing
+    from runner.inference.package import load_package
+    from runner.inference.pipeline import Predictor
+
+    options = PredictOptions(**options_dict)
+    pkg = load_package(package)
+    post = resolve_postprocessing(pkg, options)
+    predictor = Predictor(
+        pkg,
+        device=options.device,
+        weights=options.weights,
+        trust_code=options.trust_code,
+        tile=options.tile,
+        batch_size=options.batch_size,
+        memory_mb=options.memory_mb,
+        halo=options.halo,
+        threads=options.threads,
+    )
+    LOADS["count"] += 1
+    return predictor, post, options
+
+
+def loads() -> int:
+    """Models loaded by this process (run on workers with ``client.run(loads)``)."""
+    return LOADS["count"]
+
+
+def check_params(post) -> None:
+    """Thresholds computed from the whole image (Otsu) cannot be computed per block."""
+    values = post.params.model_dump() if post.params is not None else {}
+    bad = [k for k, v in values.items() if isinstance(v, str) and v.lower() in GLOBAL_THRESHOLDS]
+    if bad:
+        raise UserError(
+            f"post-processor {post.choice.name!r} params {', '.join(bad)} are computed from the whole image "
+            f"({values[bad[0]]!r}); blocks would each compute their own",
+            hint=f"set them to numbers with --param {bad[0]}=VALUE",
+        )
+
+
+def volume_statistics(pkg, image: np.ndarray, *, trust_code: bool = False):
+    """The rdf's input statistics of ``image`` ``(C, *spatial)`` (the whole volume or a coarse level of it),
+    computed with bioimageio.core's calculators as :class:`runner.inference.Predictor` does; None when the
+    package's processing needs none.
+
+    Raises
+    ------
+    UserError
+        When the output processing needs statistics of the whole output (not available blockwise).
+    """
+    from bioimageio.core import Sample, Tensor
+
+    from runner.inference.geometry import build_geometry
+    from runner.inference.processing import Processing
+
+    processing = Processing.from_description(pkg.descr, trust_code=trust_code, where=pkg.source)
+    if processing.output_stats is not None:
+        raise UserError(
+            "the package's output processing needs statistics of the whole output; it cannot run blockwise",
+            path=pkg.source,
+        )
+    if processing.input_stats is None:
+        return None
+    geo = build_geometry(pkg)
+    name = next(iter(geo.inputs))
+    layout = geo.inputs[name]
+    arr = layout.to_model(image[None], layout.input_nonspace_sizes(image.shape[0]))
+    sample = Sample(members={name: Tensor(arr, dims=layout.tensor.axis_ids)}, stat={}, id=None)
+    return processing.input_stats.update_and_get_all(sample)
