@@ -84,6 +84,33 @@ def predict_cmd(
         "--report",
         help="Also write OUT/report.html: settings, metrics, overlays worst first (see `runner report`).",
     ),
+    cluster: str = typer.Option(
+        None,
+        "--cluster",
+        help="Run on Dask: local:N (N worker processes here) or a scheduler address tcp://host:port. "
+        "Zarr/OME-Zarr inputs are always run block by block (default local:1); image folders are spread "
+        "over the workers.",
+    ),
+    block: str = typer.Option(
+        None, "--block", help="Zarr inputs: block (core) size (z,)y,x (default 1024 in 2D, 128 in 3D)."
+    ),
+    object_size: int = typer.Option(
+        None,
+        "--object-size",
+        min=1,
+        help="Zarr inputs: largest object diameter in pixels; the block halo is the network's halo plus "
+        "this (default: from the post-processor's max_size, else 64).",
+    ),
+    skip_below: str = typer.Option(
+        "auto",
+        "--skip-below",
+        help="Zarr inputs: blocks whose region on the coarsest pyramid level is at most this value are "
+        "background and skipped; auto: the coarsest level's minimum; none: never skip.",
+    ),
+    worker_memory: str = typer.Option(
+        None, "--worker-memory", help="Memory limit per local Dask worker, e.g. 4GiB (default: auto)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing zarr output."),
 ) -> None:
     """Predict images with any bioimage.io model package: tiled inference on CPU or GPU, the rdf's
     pre/post-processing, then the instance post-processor.
@@ -91,6 +118,8 @@ def predict_cmd(
     Example: runner predict model.zip --input images/ --output out/
 
     Example: runner predict unet2d_nuclei_broad/ -i images/ -o out/ --postprocess fg_watershed --gt labels/
+
+    Example: runner predict model.zip -i big.ome.zarr -o out.ome.zarr --cluster local:2 --block 128
     """
     from loguru import logger
 
@@ -133,6 +162,13 @@ def predict_cmd(
         resolution=_floats(resolution, parse_floats),
         progress=not quiet,
     )
+    from runner.cli._distributed import DistributedArgs, predict_distributed
+
+    args = DistributedArgs(cluster, block, object_size, skip_below, worker_memory, overwrite, report)
+    if predict_distributed(model, list(inputs), output, options, args, gt=gt):
+        if report:  # image folders only: zarr volumes refuse --report
+            _write_html(output)
+        return
     try:
         result = predict_files(model, list(inputs), output, options=options, gt=gt)
     except BatchError as exc:

@@ -1,5 +1,6 @@
-"""``--cluster`` values -> a ``distributed.Client``: ``local:N`` (a LocalCluster of N worker processes) or
-a scheduler address (``tcp://host:port``, e.g. one started by dask-jobqueue or ``dask scheduler``)."""
+"""``--cluster`` values -> a ``distributed.Client``: ``local:N`` (a LocalCluster of N worker processes),
+``threads:N`` (one worker in this process with N threads: one model in memory, e.g. for one GPU) or a scheduler
+address (``tcp://host:port``, e.g. one started by dask-jobqueue or ``dask scheduler``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ CONNECT_TIMEOUT_S = 10
 def parse_cluster(spec: str) -> tuple[str, int | str]:
     """``"local:2"`` -> ``("local", 2)``; ``"tcp://host:8786"`` -> ``("address", "tcp://host:8786")``."""
     text = spec.strip()
-    match = re.fullmatch(r"local(?::(\d+))?", text)
+    match = re.fullmatch(r"(local|threads)(?::(\d+))?", text)
     if match:
-        n = int(match.group(1) or 1)
+        n = int(match.group(2) or 1)
         if n < 1:
-            raise UserError(f"--cluster local:N needs N >= 1, got {spec!r}")
-        return "local", n
+            raise UserError(f"--cluster {match.group(1)}:N needs N >= 1, got {spec!r}")
+        return match.group(1), n
     if re.fullmatch(r"(tcp|tls|inproc|ws|wss|ucx)://[^\s/]+(:\d+)?", text):
         return "address", text
     raise UserError(
@@ -48,11 +49,12 @@ def connect(
     from distributed import Client, LocalCluster
 
     kind, value = parse_cluster(spec)
-    if kind == "local":
+    _quiet_logs()
+    if kind in ("local", "threads"):
         cluster = LocalCluster(
-            n_workers=int(value),
-            threads_per_worker=threads_per_worker,
-            processes=processes,
+            n_workers=int(value) if kind == "local" else 1,
+            threads_per_worker=threads_per_worker if kind == "local" else int(value),
+            processes=processes and kind == "local",
             memory_limit=memory_limit or "auto",
             dashboard_address=":0" if dashboard else None,
         )
@@ -75,10 +77,21 @@ def connect(
         client.close()
 
 
+def _quiet_logs() -> None:
+    """Worker start/stop chatter and ome-zarr's format notes would drown the progress bars."""
+    import logging
+
+    for name in ("distributed", "ome_zarr"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def describe(client) -> str:
     """One line: workers, threads and the dashboard link when there is one."""
     info = client.scheduler_info()
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
-    link = getattr(client, "dashboard_link", None)
+    try:
+        link = client.dashboard_link if info.get("services", {}).get("dashboard") else None
+    except Exception:  # no dashboard
+        link = None
     return f"{len(workers)} worker(s), {threads} thread(s)" + (f"; dashboard {link}" if link else "")

@@ -92,17 +92,7 @@ def _load(package: str, options_dict: dict):
     options = PredictOptions(**options_dict)
     pkg = load_package(package)
     post = resolve_postprocessing(pkg, options)
-    predictor = Predictor(
-        pkg,
-        device=options.device,
-        weights=options.weights,
-        trust_code=options.trust_code,
-        tile=options.tile,
-        batch_size=options.batch_size,
-        memory_mb=options.memory_mb,
-        halo=options.halo,
-        threads=options.threads,
-    )
+    predictor = Predictor(pkg, options)
     LOADS["count"] += 1
     return predictor, post, options
 
@@ -115,7 +105,11 @@ def loads() -> int:
 def check_params(post) -> None:
     """Thresholds computed from the whole image (Otsu) cannot be computed per block."""
     values = post.params.model_dump() if post.params is not None else {}
-    bad = [k for k, v in values.items() if isinstance(v, str) and v.lower() in GLOBAL_THRESHOLDS]
+    bad = [
+        k
+        for k, v in values.items()
+        if (k.startswith("th_") or k == "threshold") and isinstance(v, str) and v.lower() in GLOBAL_THRESHOLDS
+    ]
     if bad:
         raise UserError(
             f"post-processor {post.choice.name!r} params {', '.join(bad)} are computed from the whole image "

@@ -113,7 +113,7 @@ def predict_volume(
     segment = PackageSegmenter(str(Path(package).resolve()), options.model_dump(), stats, resolution)
     is_empty = _empty_test(volume, skip_below)
     ome = output.name.lower().endswith(".ome.zarr")
-    with atomic_path(output) as tmp:
+    with connect(cluster, memory_limit=memory_limit) as client, atomic_path(output) as tmp:
         levels = _levels(volume.spatial_shape, volume.spatial_axes) if ome else 1
         sinks = create_labels(
             tmp,
@@ -128,21 +128,20 @@ def predict_volume(
         scratch = create_labels(
             tmp / "_scratch.zarr", volume.spatial_shape, chunks=grid.block, axes=volume.spatial_axes, ngff=None
         )[0]
-        with connect(cluster, memory_limit=memory_limit) as client:
-            where = describe(client)
-            if options.progress:
-                print(f"cluster: {where}; {len(grid)} block(s) of {grid.block} with halo {grid.halo}", flush=True)
-            run = run_blockwise(
-                client,
-                grid,
-                read=volume.read,
-                segment=segment,
-                scratch=scratch,
-                sink=sinks[0],
-                is_empty=is_empty,
-                progress=options.progress,
-            )
-            downsample_levels(client, sinks, volume.spatial_axes, chunks=grid.block)
+        where = describe(client)
+        if options.progress:
+            print(f"cluster: {where}; {len(grid)} block(s) of {grid.block} with halo {grid.halo}", flush=True)
+        run = run_blockwise(
+            client,
+            grid,
+            read=volume.read,
+            segment=segment,
+            scratch=scratch,
+            sink=sinks[0],
+            is_empty=is_empty,
+            progress=options.progress,
+        )
+        downsample_levels(client, sinks, volume.spatial_axes, chunks=grid.block)
         shutil.rmtree(tmp / "_scratch.zarr")
     return VolumeReport(
         output, run.n_blocks, run.n_skipped, run.n_objects, grid.halo, grid.block,
@@ -196,7 +195,7 @@ def _network_margin(pkg, options, ndim: int) -> tuple[int, ...]:
         return tuple(int(m) for m in declared)
     from runner.inference.pipeline import Predictor
 
-    with Predictor(pkg, device="cpu", weights=options.weights, trust_code=options.trust_code) as predictor:
+    with Predictor(pkg, options, device="cpu") as predictor:
         return tuple(int(m) for m in predictor.margin())
 
 
