@@ -10,6 +10,7 @@ from runner.distributed.grid import BlockGrid
 from runner.distributed.standin import ValueComponents, touching_objects
 from runner.distributed.stitch import match_faces, relabel, stitch
 from runner.errors import UserError
+from tests._distributed import adjusted_rand_index
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -21,7 +22,9 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 def _blockwise(image: np.ndarray, block, halo):
     grid = BlockGrid.create(image.shape, block, halo)
     seg = ValueComponents()
-    outs = [segment_block(b, grid, read=lambda sl: image[None][(slice(None), *sl)], segment=seg) for b in grid]
+    outs = [
+        segment_block(b, grid, read=lambda sl: image[None][(slice(None), *sl)], segment=seg) for b in grid
+    ]
     faces = [
         match_faces(outs[b.index].summary, outs[j].summary, axis)
         for b in grid
@@ -32,24 +35,6 @@ def _blockwise(image: np.ndarray, block, halo):
     for b in grid:
         labels[b.core] = relabel(outs[b.index].labels, result.lookups[b.index])
     return labels, result, grid
-
-
-def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
-    """Adjusted Rand index of two labelings (background counted as one more cluster)."""
-    from scipy.sparse import coo_matrix
-
-    _, ia = np.unique(a.ravel(), return_inverse=True)
-    _, ib = np.unique(b.ravel(), return_inverse=True)
-    table = coo_matrix((np.ones(ia.size), (ia, ib))).tocsr()
-
-    def pairs(x):
-        x = np.asarray(x, float)
-        return float((x * (x - 1) / 2).sum())
-
-    index = pairs(table.data)
-    rows, cols = pairs(table.sum(1)), pairs(table.sum(0))
-    expected = rows * cols / pairs([a.size])
-    return (index - expected) / ((rows + cols) / 2 - expected)
 
 
 def _blocks_spanned(ref: np.ndarray, grid: BlockGrid) -> np.ndarray:
@@ -81,7 +66,9 @@ def test_blockwise_equals_whole_volume(shape, size, n, blocks):
     for block in blocks:
         labels, result, grid = _blockwise(image, block, (size,) * len(shape))
         assert result.n_objects == ref.max()
-        assert np.array_equal(labels, ref)  # same ids too: the relabel follows the first voxel in raster order
+        assert np.array_equal(
+            labels, ref
+        )  # same ids too: the relabel follows the first voxel in raster order
         assert adjusted_rand_index(ref, labels) == pytest.approx(1.0)
         assert not result.clipped and result.conflicts == 0
         max_span = max(max_span, _blocks_spanned(ref, grid).max())

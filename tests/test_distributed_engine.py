@@ -27,10 +27,17 @@ def _run(client, tmp_path: Path, image: np.ndarray, block, halo, segment=None):
     volume = open_volume(tmp_path / "in.zarr")
     grid = BlockGrid.create(volume.spatial_shape, block, halo)
     axes = volume.spatial_axes
-    scratch = create_labels(tmp_path / "scratch.zarr", image.shape, chunks=grid.block, axes=axes, ngff=None)[0]
+    scratch = create_labels(tmp_path / "scratch.zarr", image.shape, chunks=grid.block, axes=axes, ngff=None)[
+        0
+    ]
     sink = create_labels(tmp_path / "out.zarr", image.shape, chunks=grid.block, axes=axes, ngff=None)[0]
     run = run_blockwise(
-        client, grid, read=volume.read, segment=segment or ValueComponents(), scratch=scratch, sink=sink,
+        client,
+        grid,
+        read=volume.read,
+        segment=segment or ValueComponents(),
+        scratch=scratch,
+        sink=sink,
         progress=False,
     )
     return sink.read(tuple(slice(0, n) for n in image.shape)), run
@@ -72,7 +79,9 @@ def test_worker_killed_mid_run_is_retried_without_duplicates(tmp_path):
     grid = BlockGrid.create(image.shape, (24, 24), (12, 12))
     marker = str(tmp_path / "killed.txt")
     read = KillingReader(volume, marker, grid[4].extended)
-    scratch = create_labels(tmp_path / "scratch.zarr", image.shape, chunks=grid.block, axes="yx", ngff=None)[0]
+    scratch = create_labels(tmp_path / "scratch.zarr", image.shape, chunks=grid.block, axes="yx", ngff=None)[
+        0
+    ]
     sink = create_labels(tmp_path / "out.zarr", image.shape, chunks=grid.block, axes="yx", ngff=None)[0]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
@@ -92,7 +101,13 @@ def test_ome_zarr_labels_metadata_round_trip(tmp_path, ngff):
     from ome_zarr.reader import Label, Reader
 
     sinks = create_labels(
-        tmp_path / "out.ome.zarr", (130, 140), chunks=(64, 64), axes="yx", scale=(0.5, 0.5), ngff=ngff, levels=2
+        tmp_path / "out.ome.zarr",
+        (130, 140),
+        chunks=(64, 64),
+        axes="yx",
+        scale=(0.5, 0.5),
+        ngff=ngff,
+        levels=2,
     )
     sinks[0].write((slice(0, 64), slice(0, 64)), np.full((64, 64), 7, np.uint32))
     nodes = list(Reader(parse_url(str(tmp_path / "out.ome.zarr" / "labels" / "instances")))())

@@ -23,7 +23,9 @@ class DistributedArgs:
     report: bool = False
 
 
-def predict_distributed(model: Path, inputs: list[str], output: Path, options, args: DistributedArgs, *, gt) -> bool:
+def predict_distributed(
+    model: Path, inputs: list[str], output: Path, options, args: DistributedArgs, *, gt
+) -> bool:
     """Run the distributed path when the input is a zarr volume or ``--cluster`` is given; False otherwise."""
     from runner.io.ome_zarr import is_zarr
 
@@ -45,7 +47,9 @@ def predict_distributed(model: Path, inputs: list[str], output: Path, options, a
 def _refuse_volume_options(args: DistributedArgs) -> None:
     given = [n for n, v in (("--block", args.block), ("--object-size", args.object_size)) if v is not None]
     if given:
-        raise UserError(f"{', '.join(given)} apply to zarr inputs only", hint="drop them or give a .zarr input")
+        raise UserError(
+            f"{', '.join(given)} apply to zarr inputs only", hint="drop them or give a .zarr input"
+        )
 
 
 def _predict_volume(model: Path, source: str, output: Path, options, args: DistributedArgs, *, gt) -> None:
@@ -93,7 +97,9 @@ def _predict_volume(model: Path, source: str, output: Path, options, args: Distr
     )
 
 
-def _predict_images(model: Path, inputs: list[str], output: Path, options, args: DistributedArgs, *, gt) -> None:
+def _predict_images(
+    model: Path, inputs: list[str], output: Path, options, args: DistributedArgs, *, gt
+) -> None:
     from runner.distributed.images import predict_images
 
     _refuse_volume_options(args)

@@ -108,7 +108,9 @@ def segment_block(
         return _empty(block, grid)
     labels = np.asarray(segment(read(block.extended)))
     if labels.shape != ext_shape:
-        raise UserError(f"the segmentation of block {block.index} has shape {labels.shape}, expected {ext_shape}")
+        raise UserError(
+            f"the segmentation of block {block.index} has shape {labels.shape}, expected {ext_shape}"
+        )
     return summarise(block, grid, labels)
 
 
@@ -189,7 +191,9 @@ def _outer_faces(ext: np.ndarray, block: Block, grid: BlockGrid, mapping: dict[i
         for k in range(grid.ndim):
             if k == axis:
                 start.append(block.stop[k])
-                index.append(slice(block.stop[k] - block.ext_start[k], block.stop[k] - block.ext_start[k] + 1))
+                index.append(
+                    slice(block.stop[k] - block.ext_start[k], block.stop[k] - block.ext_start[k] + 1)
+                )
             else:
                 lo, hi = max(block.start[k] - 1, 0), min(block.stop[k] + 1, grid.shape[k])
                 start.append(lo)

@@ -1,6 +1,6 @@
 """``--cluster`` values -> a ``distributed.Client``: ``local:N`` (a LocalCluster of N worker processes),
-``threads:N`` (one worker in this process with N threads: one model in memory, e.g. for one GPU) or a scheduler
-address (``tcp://host:port``, e.g. one started by dask-jobqueue or ``dask scheduler``)."""
+``threads:N`` (one worker in this process with N threads: one model in memory, e.g. for one GPU) or a
+scheduler address (``tcp://host:port``, e.g. one started by dask-jobqueue or ``dask scheduler``)."""
 
 from __future__ import annotations
 

@@ -88,8 +88,15 @@ def run_blockwise(
     start = time.perf_counter()
     indices = list(range(len(grid)))
     summaries = client.map(
-        _pass1, indices, grid=grid, read=read, segment=segment, is_empty=is_empty, scratch=scratch,
-        retries=RETRIES, key=[f"segment-block-{i}" for i in indices],
+        _pass1,
+        indices,
+        grid=grid,
+        read=read,
+        segment=segment,
+        is_empty=is_empty,
+        scratch=scratch,
+        retries=RETRIES,
+        key=[f"segment-block-{i}" for i in indices],
     )
     _wait(client, summaries, "segment", progress)
     face_futures = []
@@ -106,13 +113,19 @@ def run_blockwise(
     if strict:
         _check(stitching, grid)
     written = [
-        client.submit(_pass2, i, grid, scratch, sink, stitching.lookups[i], retries=RETRIES, key=f"write-block-{i}")
+        client.submit(
+            _pass2, i, grid, scratch, sink, stitching.lookups[i], retries=RETRIES, key=f"write-block-{i}"
+        )
         for i in indices
     ]
     _wait(client, written, "write", progress)
     del summaries, small
     return BlockwiseRun(
-        len(grid), sum(s.skipped for s in gathered), stitching.n_objects, stitching, time.perf_counter() - start
+        len(grid),
+        sum(s.skipped for s in gathered),
+        stitching.n_objects,
+        stitching,
+        time.perf_counter() - start,
     )
 
 
@@ -120,8 +133,9 @@ def _check(stitching: Stitching, grid: BlockGrid) -> None:
     if stitching.clipped:
         extent = np.max([np.subtract(b, a) for a, b in stitching.clipped], axis=0)
         raise UserError(
-            f"{len(stitching.clipped)} object(s) reach past the block halo of {','.join(map(str, grid.halo))} "
-            f"voxels (largest seen so far {','.join(map(str, extent))}); blocks would cut them",
+            f"{len(stitching.clipped)} object(s) reach past the block halo of "
+            f"{','.join(map(str, grid.halo))} voxels (largest seen so far {','.join(map(str, extent))}); "
+            "blocks would cut them",
             hint=f"raise --object-size to at least {int(extent.max())}",
         )
     if stitching.conflicts:

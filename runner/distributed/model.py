@@ -62,7 +62,9 @@ class PackageSegmenter:
         source = image if post.processor.input == "image" else outputs[key]
         labels = run_pipeline(source, post.processor, post.params, post.filters, resolution=self.resolution)
         if labels.ndim != image.ndim - 1:
-            raise UserError(f"post-processor {post.choice.name!r} returns overlapping objects; blocks need labels")
+            raise UserError(
+                f"post-processor {post.choice.name!r} returns overlapping objects; blocks need labels"
+            )
         return labels.astype(np.uint32, copy=False)
 
 
@@ -145,5 +147,6 @@ def volume_statistics(pkg, image: np.ndarray, *, trust_code: bool = False):
     name = next(iter(geo.inputs))
     layout = geo.inputs[name]
     arr = layout.to_model(image[None], layout.input_nonspace_sizes(image.shape[0]))
-    sample = Sample(members={name: Tensor(arr, dims=layout.tensor.axis_ids)}, stat={}, id=None)
+    members: dict[Any, Tensor] = {name: Tensor(arr, dims=layout.tensor.axis_ids)}
+    sample = Sample(members=members, stat={}, id=None)
     return processing.input_stats.update_and_get_all(sample)

@@ -43,7 +43,9 @@ def match_faces(lower: BlockSummary, upper: BlockSummary, axis: int) -> FacePair
     both = (a > 0) & (b > 0)
     disagree = int(np.count_nonzero((a > 0) != (b > 0)))
     if not both.any():
-        return FacePairs(lower.index, upper.index, np.zeros((0, 2), np.uint32), np.zeros(0, np.int64), disagree)
+        return FacePairs(
+            lower.index, upper.index, np.zeros((0, 2), np.uint32), np.zeros(0, np.int64), disagree
+        )
     pairs, counts = np.unique(np.stack([a[both], b[both]], axis=1), axis=0, return_counts=True)
     return FacePairs(lower.index, upper.index, pairs.astype(np.uint32), counts.astype(np.int64), disagree)
 

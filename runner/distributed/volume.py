@@ -75,7 +75,7 @@ def predict_volume(
     options : :class:`runner.inference.batch.PredictOptions`.
     cluster : ``local:N`` or a scheduler address.
     block : core size per spatial axis (default: 1024 in 2D, 128 in 3D, at least twice the halo).
-    object_size : largest object diameter in voxels (default: from the post-processor's ``max_size``, else 64).
+    object_size : largest object diameter in voxels (default: from a ``max_size`` param, else 64).
     skip_below : blocks whose coarsest-level region is at most this are background; ``"auto"``: the
         coarsest level's minimum; None: never skip.
     overwrite : replace an existing output.
@@ -126,7 +126,11 @@ def predict_volume(
             levels=levels,
         )
         scratch = create_labels(
-            tmp / "_scratch.zarr", volume.spatial_shape, chunks=grid.block, axes=volume.spatial_axes, ngff=None
+            tmp / "_scratch.zarr",
+            volume.spatial_shape,
+            chunks=grid.block,
+            axes=volume.spatial_axes,
+            ngff=None,
         )[0]
         where = describe(client)
         if options.progress:
@@ -144,8 +148,14 @@ def predict_volume(
         downsample_levels(client, sinks, volume.spatial_axes, chunks=grid.block)
         shutil.rmtree(tmp / "_scratch.zarr")
     return VolumeReport(
-        output, run.n_blocks, run.n_skipped, run.n_objects, grid.halo, grid.block,
-        time.perf_counter() - start, where,
+        output,
+        run.n_blocks,
+        run.n_skipped,
+        run.n_objects,
+        grid.halo,
+        grid.block,
+        time.perf_counter() - start,
+        where,
     )
 
 
@@ -157,7 +167,9 @@ def _check_output(output: Path, overwrite: bool) -> Path:
     if output.exists() and not overwrite:
         raise UserError("the output already exists", path=output, hint="pass --overwrite to replace it")
     if not output.parent.exists():
-        raise UserError("the output's parent folder does not exist", path=output.parent, hint="create it first")
+        raise UserError(
+            "the output's parent folder does not exist", path=output.parent, hint="create it first"
+        )
     return output
 
 
@@ -184,7 +196,7 @@ def _check_model(pkg, volume) -> None:
 
 
 def _network_margin(pkg, options, ndim: int) -> tuple[int, ...]:
-    """Context the network needs per side: ``--halo``, else the rdf's halo, else measured (loads the model)."""
+    """Context the network needs per side: ``--halo``, else the rdf's, else measured (loads the model)."""
     from runner.inference.geometry import build_geometry
 
     if options.halo:
@@ -210,7 +222,9 @@ def _object_size(post, volume) -> int | None:
         return None
     ndim = len(volume.spatial_shape)
     volume_voxels = max(sizes)
-    radius = math.sqrt(volume_voxels / math.pi) if ndim == 2 else (3 * volume_voxels / (4 * math.pi)) ** (1 / 3)
+    radius = (
+        math.sqrt(volume_voxels / math.pi) if ndim == 2 else (3 * volume_voxels / (4 * math.pi)) ** (1 / 3)
+    )
     return int(math.ceil(2 * radius))
 
 
@@ -263,6 +277,8 @@ def downsample_levels(client, sinks: list, axes: str, *, chunks: tuple[int, ...]
 
     for src, dst in zip(sinks[:-1], sinks[1:], strict=True):
         shape = tuple(dst.open("r").shape)
-        grid = BlockGrid(shape, tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)), (0,) * len(shape))
+        grid = BlockGrid(
+            shape, tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)), (0,) * len(shape)
+        )
         futures = client.map(_downsample, range(len(grid)), grid=grid, src=src, dst=dst, axes=axes)
         client.gather(futures)

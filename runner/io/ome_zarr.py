@@ -15,6 +15,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class ZarrVolume:
 def _open_array(path: str, array: str):
     import zarr
 
-    node = zarr.open(path, mode="r")
+    node: Any = zarr.open(path, mode="r")
     return node[array] if array else node
 
 
@@ -128,8 +129,8 @@ def open_volume(path: str | Path, *, axes: str | None = None) -> ZarrVolume:
         raise UserError(f"cannot open the zarr store ({exc})", path=path) from exc
     if isinstance(node, zarr.Array):
         return _plain(path, "", node, axes)
-    attrs = dict(node.attrs)
-    if "multiscales" in attrs or "multiscales" in attrs.get("ome", {}):
+    attrs: dict[str, Any] = dict(node.attrs)
+    if "multiscales" in attrs or "multiscales" in (attrs.get("ome") or {}):
         return _ome(path, axes)
     arrays = sorted(node.array_keys())
     if len(arrays) != 1:
@@ -223,10 +224,10 @@ class ZarrLabels:
     path: str
     array: str
 
-    def open(self, mode: str = "r+"):
+    def open(self, mode: Literal["r", "r+"] = "r+"):
         import zarr
 
-        node = zarr.open(self.path, mode=mode)
+        node: Any = zarr.open(self.path, mode=mode)
         return node[self.array] if self.array else node
 
     def write(self, region: tuple[slice, ...], labels: np.ndarray) -> None:
@@ -266,7 +267,7 @@ def create_labels(
 
     path = Path(path)
     if ngff is None:
-        create_zarr(path, shape, np.uint32, chunks=chunks, axes=axes, resolution=scale)
+        create_zarr(path, shape, np.dtype(np.uint32), chunks=chunks, axes=axes, resolution=scale)
         return [ZarrLabels(str(path), "")]
     import dask.array as da
     from ome_zarr.format import FormatV04, FormatV05
@@ -280,11 +281,15 @@ def create_labels(
         level_shape = tuple(-(-n // 2) if a in "yx" else n for n, a in zip(level_shape, axes, strict=True))
     metadata: dict = {}
     if source is not None:
-        metadata["source"] = {"image": os.path.relpath(Path(source).resolve(), (path / "labels" / name).resolve())}
+        metadata["source"] = {
+            "image": os.path.relpath(Path(source).resolve(), (path / "labels" / name).resolve())
+        }
     transforms = None
     if scale is not None:
         factors = [[2**i if a in "yx" else 1 for a in axes] for i in range(levels)]
-        transforms = [[{"type": "scale", "scale": [s * f for s, f in zip(scale, fs, strict=True)]}] for fs in factors]
+        transforms = [
+            [{"type": "scale", "scale": [s * f for s, f in zip(scale, fs, strict=True)]}] for fs in factors
+        ]
     write_multiscale_labels(
         pyramid,
         root,
@@ -296,7 +301,8 @@ def create_labels(
         label_metadata=metadata or None,
         compute=False,
     )
-    group = root["labels"][name]
+    labels_group: Any = root["labels"]
+    group: Any = labels_group[name]
     paths = [d["path"] for d in _multiscales(dict(group.attrs))[0]["datasets"]]
     return [ZarrLabels(str(path), f"labels/{name}/{p}") for p in paths]
 
