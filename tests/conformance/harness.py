@@ -42,7 +42,7 @@ class Comparison:
     def describe(self) -> str:
         if self.note:
             return self.note
-        return f"max |diff| {self.max_abs_diff:.2g}, {self.mismatched}/{self.size} mismatched"
+        return f"max abs diff {self.max_abs_diff:.2g}, {self.mismatched}/{self.size} mismatched"
 
 
 @dataclass

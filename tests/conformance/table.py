@@ -1,7 +1,7 @@
 """Run the conformance matrix and print the feature table of docs/COMPATIBILITY.md (results of real runs).
 
     python -m tests.conformance.table [--weights onnx,torchscript,pytorch_state_dict] [--device cpu]
-                                      [--cases ID,ID] [--json results.json]
+                                      [--cases ID,ID] [--extra "--tile whole"] [--json results.json]
 
 Every case is generated, predicted with ``runner predict`` through the CLI and by bioimageio.core, and
 compared with its test output (see :mod:`tests.conformance.harness`); the vendored ``unet2d_nuclei_broad``
@@ -17,16 +17,22 @@ import tempfile
 from pathlib import Path
 
 from tests.conformance.build import build
-from tests.conformance.cases import CASES, WEIGHT_FORMATS, Case
+from tests.conformance.cases import CASES, CASES_BY_ID, WEIGHT_FORMATS, Case
 from tests.conformance.expectations import ZOO_PACKAGE
-from tests.conformance.harness import Outcome, outcome_dict, run_package
+from tests.conformance.harness import Comparison, Outcome, outcome_dict, run_package
 
 ZOO_FEATURES = ("third-party package unet2d_nuclei_broad (fixed 512x512, halo 32, format 0.5)",)
 ZOO_WEIGHTS = ("onnx", "torchscript")
 
 
 def run_matrix(
-    cases: list[Case], weights: list[str], device: str, root: Path, *, zoo: bool = True
+    cases: list[Case],
+    weights: list[str],
+    device: str,
+    root: Path,
+    *,
+    zoo: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> list[tuple[Case | None, Outcome]]:
     """Every case x weight format (and the zoo package); ``(case, outcome)`` pairs, case None for the zoo."""
     results: list[tuple[Case | None, Outcome]] = []
@@ -40,6 +46,7 @@ def run_matrix(
                 weights=w,
                 device=device,
                 with_core=case.core_cannot is None,
+                extra=extra,
             )
             print(("ok   " if outcome.runner_ok else "FAIL ") + outcome.summary(), flush=True)
             results.append((case, outcome))
@@ -51,6 +58,7 @@ def run_matrix(
                 name="unet2d_nuclei_broad",
                 weights=w,
                 device=device,
+                extra=extra,
             )
             print(("ok   " if outcome.runner_ok else "FAIL ") + outcome.summary(), flush=True)
             results.append((None, outcome))
@@ -70,14 +78,21 @@ def _verdict(runs: list[tuple[Case | None, Outcome]], *, core: bool) -> str:
             comps = o.vs_core if core else o.vs_test
             err = o.runner_error or (o.core_error if core else None)
             detail = err or "; ".join(f"{k}: {c.describe()}" for k, c in comps.items() if not c.ok)
-            bad.append(f"{o.name} [{o.weights}]: {detail}")
+            bad.append(f"{o.name} [{o.weights}]: {detail}"[:160].replace("|", "/"))
     n = len(runs)
     if not bad:
         return f"yes ({n}/{n} runs)"
-    shown = "<br>".join(b.replace("|", "/") for b in bad[:2]) + (
-        f"<br>(+{len(bad) - 2} more)" if len(bad) > 2 else ""
-    )
-    return f"**no** ({n - len(bad)}/{n} runs): {shown}"
+    return f"**no** ({n - len(bad)}/{n} runs; e.g. {bad[0]})"
+
+
+def _weights_rows(results: list[tuple[Case | None, Outcome]]) -> dict[str, list[tuple[Case | None, Outcome]]]:
+    rows: dict[str, list[tuple[Case | None, Outcome]]] = {}
+    for case, o in results:
+        rows.setdefault(f"weights: {o.weights}", []).append((case, o))
+        fmt = "format 0.5" if case is None or case.fmt == "0.5" else None
+        if fmt:
+            rows.setdefault(fmt, []).append((case, o))
+    return rows
 
 
 def feature_table(results: list[tuple[Case | None, Outcome]]) -> str:
@@ -90,8 +105,11 @@ def feature_table(results: list[tuple[Case | None, Outcome]]) -> str:
         "| rdf feature | covered by case | runner == core | runner == test output |",
         "|---|---|---|---|",
     ]
+    features.update(_weights_rows(results))
     for f, runs in features.items():
         names = ", ".join(dict.fromkeys(o.name for _, o in runs))
+        if len(names) > 80:
+            names = f"{len(dict.fromkeys(o.name for _, o in runs))} cases"
         lines.append(f"| {f} | {names} | {_verdict(runs, core=True)} | {_verdict(runs, core=False)} |")
     return "\n".join(lines)
 
@@ -116,18 +134,40 @@ def run_table(results: list[tuple[Case | None, Outcome]]) -> str:
     return "\n".join(lines)
 
 
+def _from_dict(d: dict) -> tuple[Case | None, Outcome]:
+    o = Outcome(d["name"], d["weights"], d["device"], d["runner_error"], d["core_error"])
+    o.vs_core = {k: Comparison(**c) for k, c in d["vs_core"].items()}
+    o.vs_test = {k: Comparison(**c) for k, c in d["vs_test"].items()}
+    return CASES_BY_ID.get(d["name"]), o
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=",".join(WEIGHT_FORMATS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", default="", help="comma-separated case ids (default: all)")
     parser.add_argument("--no-zoo", action="store_true", help="skip unet2d_nuclei_broad")
+    parser.add_argument("--extra", default="", help="more runner predict options, e.g. '--tile whole'")
     parser.add_argument("--json", type=Path, default=None, help="also write the outcomes as JSON")
+    parser.add_argument("--from-json", type=Path, default=None, help="print the tables of a --json file")
     args = parser.parse_args(argv)
     wanted = set(filter(None, args.cases.split(",")))
     cases = [c for c in CASES if not wanted or c.id in wanted]
+    if args.from_json:
+        results = [_from_dict(d) for d in json.loads(args.from_json.read_text())]
+        print(feature_table(results))
+        print()
+        print(run_table(results))
+        return
     with tempfile.TemporaryDirectory(prefix="runner-conformance-") as tmp:
-        results = run_matrix(cases, args.weights.split(","), args.device, Path(tmp), zoo=not args.no_zoo)
+        results = run_matrix(
+            cases,
+            args.weights.split(","),
+            args.device,
+            Path(tmp),
+            zoo=not args.no_zoo,
+            extra=tuple(args.extra.split()),
+        )
     if args.json:
         args.json.write_text(json.dumps([outcome_dict(o) for _, o in results], indent=1, default=float))
     print()

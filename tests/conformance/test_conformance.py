@@ -40,7 +40,7 @@ def assert_conforms(outcome: Outcome, *, with_core: bool) -> None:
         assert all(c.ok for c in outcome.vs_core.values()), outcome.summary()
 
 
-def _run(case: Case, weights: str, device: str, packages, tmp_path) -> None:
+def _run(case: Case, weights: str, device: str, packages, tmp_path, *, extra: tuple[str, ...] = ()) -> None:
     built = packages(case)
     outcome = run_package(
         built.folder,
@@ -49,6 +49,7 @@ def _run(case: Case, weights: str, device: str, packages, tmp_path) -> None:
         weights=weights,
         device=device,
         with_core=case.core_cannot is None,
+        extra=extra,
     )
     assert_conforms(outcome, with_core=case.core_cannot is None)
 
@@ -56,6 +57,12 @@ def _run(case: Case, weights: str, device: str, packages, tmp_path) -> None:
 @pytest.mark.parametrize(("case", "weights"), _params("cpu"))
 def test_case_cpu(case: Case, weights: str, packages, tmp_path) -> None:
     _run(case, weights, "cpu", packages, tmp_path)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "onnx" in c.default], ids=lambda c: c.id)
+def test_case_cpu_one_pass(case: Case, packages, tmp_path) -> None:
+    """``--tile whole`` (one pass, no padding): every rdf feature but the tiling decision, through the CLI."""
+    _run(case, "onnx", "cpu", packages, tmp_path, extra=("--tile", "whole"))
 
 
 def _require_cuda(weights: str) -> None:
