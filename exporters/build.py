@@ -60,16 +60,16 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def _sizes(ctx: ExportContext) -> None:
     from exporters.rdf import input_size_rule
 
-    rule = ctx.meta["size_rule"]
-    ctx.halo = tuple(int(h) for h in ctx.meta["halo"])
-    ctx.input_min, ctx.input_step = input_size_rule(rule["min"], rule["step"], ctx.halo)
+    rule = ctx.meta.size_rule
+    ctx.halo = tuple(int(h) for h in ctx.meta.halo)
+    ctx.input_min, ctx.input_step = input_size_rule(rule.min, rule.step, ctx.halo)
 
 
 def _probe_shape(ctx: ExportContext) -> tuple[int, ...]:
     """A small valid input shape (>= 32 px in 2D, 16 in 3D) for the export and the format agreement check."""
-    rule = ctx.meta["size_rule"]
+    rule = ctx.meta.size_rule
     want = 32 if ctx.ndim == 2 else 16
-    return tuple(m + max(0, -(-(want - m) // s)) * s for m, s in zip(rule["min"], rule["step"], strict=True))
+    return tuple(m + max(0, -(-(want - m) // s)) * s for m, s in zip(rule.min, rule.step, strict=True))
 
 
 def _weights(ctx: ExportContext) -> None:
@@ -83,7 +83,7 @@ def _weights(ctx: ExportContext) -> None:
         probe_shape=_probe_shape(ctx),
         architecture=source,
         class_name=class_name,
-        kwargs=dict(ctx.meta["architecture"]["kwargs"]),
+        kwargs=dict(ctx.meta.architecture.kwargs),
         opset=ctx.options.opset,
     )
     ctx.weights = write_weights(ctx.run.model, ctx.folder, list(ctx.options.weights), request)
@@ -137,7 +137,7 @@ def _docs(ctx: ExportContext) -> None:
         ctx.folder / "cover.png",
         ctx.sample.image,
         ctx.sample.output,
-        list(ctx.meta["channel_names"]),
+        list(ctx.meta.channel_names),
         ctx.instances,
     )
     ctx.files["documentation"] = ctx.folder / "README.md"

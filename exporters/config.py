@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 from exporters.options import INPUT_ID, OUTPUT_ID, ExportContext
-
-FORMAT = "bmz-runner.package/1"
+from runner.contracts import RunnerConfig, dump_runner_config
 
 
 def _plain(value):
@@ -25,41 +24,41 @@ def _plain(value):
     return value
 
 
-def runner_config(ctx: ExportContext) -> dict:
-    """``config.runner``."""
+def runner_config(ctx: ExportContext) -> RunnerConfig:
+    """``config.runner`` (validated: the exporter writes only what predict/tune/test can read back)."""
     import runner
 
     rec, meta = ctx.recipe, ctx.meta
     val = ctx.validation
     sample = ctx.sample
-    data = meta.get("data") or {}
-    return _plain(
+    data = meta.data
+    plain = _plain(
         {
-            "format": FORMAT,
+            "format": RunnerConfig.current_format(),
             "version": runner.__version__,
             "targets": {
-                "code": meta["target_code"],
-                "channels": meta["channel_specs"],
+                "code": meta.target_code,
+                "channels": meta.channel_specs,
                 "options": rec.targets.options.model_dump(mode="json"),
                 "n_classes": rec.targets.n_classes,
             },
-            "channel_names": list(meta["channel_names"]),
+            "channel_names": list(meta.channel_names),
             "postprocessing": {"name": rec.postprocessing.name, "params": dict(rec.postprocessing.params)},
             "resolution": rec.targets.options.resolution,
             "input_tensor": INPUT_ID,
             "output_tensor": OUTPUT_ID,
-            "size_rule": meta["size_rule"],
+            "size_rule": meta.size_rule.model_dump(mode="json"),
             "halo": list(ctx.halo),
-            "receptive_field": meta["receptive_field"],
+            "receptive_field": meta.receptive_field,
             "training": {
                 "checkpoint": ctx.options.checkpoint,
-                "iteration": meta.get("iteration"),
-                "total_iterations": meta.get("total_iterations"),
-                "best": meta.get("best"),
-                "data_dir": data.get("data_dir"),
-                "n_train_images": len(data.get("train_images") or []),
-                "n_val_images": len(data.get("val_images") or []),
-                "versions": meta.get("versions"),
+                "iteration": meta.iteration,
+                "total_iterations": meta.total_iterations,
+                "best": meta.best.model_dump(mode="json"),
+                "data_dir": data.data_dir,
+                "n_train_images": len(data.train_images),
+                "n_val_images": len(data.val_images),
+                "versions": meta.versions,
             },
             "validation": None
             if val is None
@@ -82,6 +81,7 @@ def runner_config(ctx: ExportContext) -> dict:
             "recipe": rec.model_dump(mode="json"),
         }
     )
+    return RunnerConfig.model_validate(plain)
 
 
 def bioimageio_config(ctx: ExportContext) -> dict:
@@ -132,6 +132,6 @@ def package_config(ctx: ExportContext) -> dict:
     """The whole ``config`` mapping."""
     return {
         "bioimageio": bioimageio_config(ctx),
-        "runner": runner_config(ctx),
+        "runner": dump_runner_config(runner_config(ctx)),
         "deepimagej": deepimagej_config(ctx),
     }

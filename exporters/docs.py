@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from exporters.options import ExportContext
+from runner.contracts import TunedOn
 
 
 def _fmt(value) -> str:
@@ -22,10 +23,10 @@ def _fmt(value) -> str:
 def _channels(ctx: ExportContext) -> list[str]:
     from exporters.rdf import output_ranges
 
-    specs = {s["name"]: s for s in ctx.meta["channel_specs"]}
-    acts = list(ctx.meta["activations"])
+    specs = {s["name"]: s for s in ctx.meta.channel_specs}
+    acts = list(ctx.meta.activations)
     lines = ["| channel | activation | output range | meaning |", "|---|---|---|---|"]
-    for name, act, rng in zip(ctx.meta["channel_names"], acts, output_ranges(acts), strict=True):
+    for name, act, rng in zip(ctx.meta.channel_names, acts, output_ranges(acts), strict=True):
         spec = specs.get(name, {})
         shown = "unbounded" if rng == (None, None) else f"[{rng[0]:g}, {rng[1]:g}]"
         if spec.get("value_range") and rng == (None, None):
@@ -37,7 +38,7 @@ def _channels(ctx: ExportContext) -> list[str]:
 
 
 def _input(ctx: ExportContext) -> list[str]:
-    pre = ctx.meta["preprocessing"]["recipe"]
+    pre = ctx.meta.preprocessing.recipe
     kw = ", ".join(f"{k}={v}" for k, v in pre.items() if k != "name")
     axes = "".join(ctx.spatial_axes)
     norm = ctx.recipe.model.norm
@@ -54,7 +55,7 @@ def _input(ctx: ExportContext) -> list[str]:
         f"{ctx.recipe.input_channels} channel(s), float32",
         f"- valid sizes per axis ({axes}): `min + n*step` with min {list(ctx.input_min)} and step "
         f"{list(ctx.input_step)}; output sized like the input",
-        f"- halo {list(ctx.halo)} px per side (covers the receptive field {ctx.meta['receptive_field']}): "
+        f"- halo {list(ctx.halo)} px per side (covers the receptive field {ctx.meta.receptive_field}): "
         "tiles that crop it reproduce the whole-image output",
         f"- preprocessing inside the package: `{pre['name']}` ({kw}), "
         "statistics of the whole image per channel",
@@ -122,7 +123,7 @@ def validation_section(
     postprocessing: tuple[str, dict],
     resolution=None,
     notes: str | None = None,
-    tuned_on: dict | None = None,
+    tuned_on: TunedOn | None = None,
 ) -> list[str]:
     """The README's ``# Validation`` section for a :class:`exporters.evaluation.ValidationReport`."""
     src = val.source
@@ -135,8 +136,8 @@ def validation_section(
     tuned = (
         [
             f"**Post-processing params** were tuned on these images by `runner tune` (metric "
-            f"{tuned_on['metric']}: {_fmt(tuned_on['default_score'])} with the previous params, "
-            f"{_fmt(tuned_on['score'])} tuned; {tuned_on['n_trials']} combinations tried), so the numbers "
+            f"{tuned_on.metric}: {_fmt(tuned_on.default_score)} with the previous params, "
+            f"{_fmt(tuned_on.score)} tuned; {tuned_on.n_trials} combinations tried), so the numbers "
             "below are optimistic for unseen data.",
             "",
         ]
@@ -167,7 +168,7 @@ def validation_section(
     if notes:
         lines += ["", notes.strip()]
     res_arg = f" --resolution {','.join(str(r) for r in resolution)}" if resolution else ""
-    if tuned_on and tuned_on.get("tta"):
+    if tuned_on and tuned_on.tta:
         res_arg += " --tta"
     lines += [
         "",
@@ -182,8 +183,7 @@ def validation_section(
 
 def _training(ctx: ExportContext) -> list[str]:
     meta, rec = ctx.meta, ctx.recipe
-    best = meta.get("best") or {}
-    data = meta.get("data") or {}
+    best, data = meta.best, meta.data
     line = (
         f"- recipe `{rec.name}` ({rec.dims}D U-Net, depth {rec.model.depth}, {rec.model.features} features)"
     )
@@ -191,14 +191,10 @@ def _training(ctx: ExportContext) -> list[str]:
         "## Training",
         "",
         line,
-        f"- checkpoint `{ctx.options.checkpoint}`: iteration {meta.get('iteration')} of "
-        f"{meta.get('total_iterations')}"
-        + (
-            f"; best {best.get('metric')} {_fmt(best.get('value'))} at {best.get('iteration')}"
-            if best
-            else ""
-        ),
-        f"- data: {len(data.get('train_images') or [])} training image(s) from `{data.get('train', '?')}`",
+        f"- checkpoint `{ctx.options.checkpoint}`: iteration {meta.iteration} of {meta.total_iterations}"
+        f"; best {best.metric} {_fmt(best.value)} at {best.iteration}",
+        f"- data: {len(data.train_images)} training image(s) from "
+        f"`{data.train if data.train is not None else '?'}`",
     ]
     if rec.export.training_data:
         out.append(f"- training data: {rec.export.training_data}")

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runner.contracts import RunMeta
+
 NAME_CHARS = set(string.ascii_letters + string.digits + "_+- ()")
 """Characters bioimage.io allows in a model name (5 to 128 of them)."""
 INPUT_ID = "raw"
@@ -123,7 +125,7 @@ class ExportContext:
         return self.run.recipe
 
     @property
-    def meta(self) -> dict:
+    def meta(self) -> RunMeta:
         return self.run.meta
 
     @property

@@ -42,7 +42,7 @@ def _axes(ctx: ExportContext, m5):
     inputs = [m5.BatchAxis(id="batch"), m5.ChannelAxis(id="channel", channel_names=in_names)]
     outputs = [
         m5.BatchAxis(id="batch"),
-        m5.ChannelAxis(id="channel", channel_names=list(ctx.meta["channel_names"])),
+        m5.ChannelAxis(id="channel", channel_names=list(ctx.meta.channel_names)),
     ]
     for ax, lo, st, h in zip(ctx.spatial_axes, ctx.input_min, ctx.input_step, ctx.halo, strict=True):
         inputs.append(m5.SpaceInputAxis(id=ax, size=m5.ParameterizedSize(min=lo, step=st)))
@@ -55,7 +55,7 @@ def _axes(ctx: ExportContext, m5):
 
 
 def _preprocessing(ctx: ExportContext, m5):
-    spec = ctx.meta["preprocessing"]["bioimageio"]
+    spec = ctx.meta.preprocessing.bioimageio
     kwargs = dict(spec["kwargs"])
     if spec["id"] == "zero_mean_unit_variance":
         return [m5.ZeroMeanUnitVarianceDescr(kwargs=m5.ZeroMeanUnitVarianceKwargs(**kwargs))]
@@ -65,9 +65,9 @@ def _preprocessing(ctx: ExportContext, m5):
 
 
 def _output_description(ctx: ExportContext) -> str:
-    names = list(ctx.meta["channel_names"])
+    names = list(ctx.meta.channel_names)
     shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-    code = ctx.meta["target_code"]
+    code = ctx.meta.target_code
     text = f"{len(names)} channels of target code {code} ({shown}); instances: config.runner"
     return text[:128]
 
@@ -75,7 +75,7 @@ def _output_description(ctx: ExportContext) -> str:
 def _tensors(ctx: ExportContext, m5, FileDescr):
     in_axes, out_axes = _axes(ctx, m5)
     rec = ctx.recipe
-    pre = ctx.meta["preprocessing"]["recipe"]
+    pre = ctx.meta.preprocessing.recipe
     inp = m5.InputTensorDescr(
         id=INPUT_ID,
         description=f"raw {rec.dims}D image, {rec.input_channels} channel(s); normalised inside the package "
@@ -85,7 +85,7 @@ def _tensors(ctx: ExportContext, m5, FileDescr):
         sample_tensor=FileDescr(source=ctx.files["sample_input"].name),
         preprocessing=_preprocessing(ctx, m5),
     )
-    ranges = output_ranges(list(ctx.meta["activations"]))
+    ranges = output_ranges(list(ctx.meta.activations))
     out = m5.OutputTensorDescr(
         id=OUTPUT_ID,
         description=_output_description(ctx),
@@ -143,8 +143,8 @@ def description(ctx: ExportContext) -> str:
     """The recipe's export description, else its description, else one generated from the targets."""
     text = (ctx.recipe.export.description or ctx.recipe.description or "").strip()
     return text or (
-        f"{ctx.ndim}D U-Net predicting the {ctx.meta['target_code']} target channels "
-        f"({', '.join(ctx.meta['channel_names'])}) for instance segmentation; instances come from the "
+        f"{ctx.ndim}D U-Net predicting the {ctx.meta.target_code} target channels "
+        f"({', '.join(ctx.meta.channel_names)}) for instance segmentation; instances come from the "
         f"post-processor {ctx.recipe.postprocessing.name} (config.runner.postprocessing)."
     )
 
@@ -195,9 +195,7 @@ def build_model_descr(ctx: ExportContext, config: dict):
                 config=config,  # type: ignore[arg-type]
             )
     except ValidationError as exc:
-        raise UserError(
-            f"the package description is invalid: {_errors(exc)}", path=ctx.meta.get("path")
-        ) from None
+        raise UserError(f"the package description is invalid: {_errors(exc)}", path=ctx.run.path) from None
 
 
 def _file(ctx: ExportContext, role: str, FileDescr):

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from runner.contracts import PostprocessingConfig, TunedOn, ValidationInfo, parse_runner_config
 from runner.errors import UserError
 
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
@@ -50,10 +51,10 @@ def write_tuned_package(
     source: str | Path,
     out: str | Path,
     *,
-    postprocessing: dict,
-    tuned_on: dict,
+    postprocessing: PostprocessingConfig,
+    tuned_on: TunedOn,
     validation_lines: list[str] | None = None,
-    validation: dict | None = None,
+    validation: ValidationInfo | None = None,
     overwrite: bool = False,
     test_time_augmentation: bool | None = None,
 ) -> Path:
@@ -61,7 +62,7 @@ def write_tuned_package(
 
     Parameters
     ----------
-    postprocessing : ``{"name": ..., "params": {...}}``.
+    postprocessing : the post-processor and its new params.
     tuned_on : provenance of the params (data, metric, score, ...), stored as ``config.runner.tuned_on``.
     validation_lines : a new ``# Validation`` README section (replaces the old one, or is appended).
     validation : new ``config.runner.validation`` block.
@@ -85,12 +86,13 @@ def write_tuned_package(
         content["config"] = config
         runner_cfg = config.setdefault("runner", {}) or {}
         config["runner"] = runner_cfg
-        runner_cfg["postprocessing"] = copy.deepcopy(postprocessing)
-        runner_cfg["tuned_on"] = copy.deepcopy(tuned_on)
+        runner_cfg["postprocessing"] = postprocessing.model_dump(mode="json")
+        runner_cfg["tuned_on"] = tuned_on.model_dump(mode="json")
         if test_time_augmentation is not None:
             runner_cfg["test_time_augmentation"] = bool(test_time_augmentation)
         if validation is not None:
-            runner_cfg["validation"] = copy.deepcopy(validation)
+            runner_cfg["validation"] = validation.model_dump(mode="json", exclude_unset=True)
+        parse_runner_config(runner_cfg, path=source)  # what predict will read back
         if validation_lines:
             doc = content.get("documentation")
             doc_name = doc["source"] if isinstance(doc, dict) else doc

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runner.contracts import RunMeta
 from runner.errors import UserError
 
 TEST_CAP = {2: 256, 3: 96}
@@ -43,8 +44,8 @@ def _relocate(path: str, old_root: str | None, new_root: Path | None) -> Path:
     return new_root / p.name
 
 
-def run_data(meta: dict, *, data_dir: str | Path | None = None, where: Path | None = None) -> RunData:
-    """The validation pairs of a trained run (its ``meta['data']``), optionally from a moved data folder.
+def run_data(meta: RunMeta, *, data_dir: str | Path | None = None, where: Path | None = None) -> RunData:
+    """The validation pairs of a trained run (its ``meta.data``), optionally from a moved data folder.
 
     Parameters
     ----------
@@ -54,18 +55,18 @@ def run_data(meta: dict, *, data_dir: str | Path | None = None, where: Path | No
     """
     from runner.io import find_pairs
 
-    info = meta.get("data") or {}
+    info = meta.data
     new_root = Path(data_dir) if data_dir is not None else None
-    old_root = info.get("data_dir")
-    names = list(info.get("val_images") or [])
+    old_root = info.data_dir
+    names = list(info.val_images)
     role = "validation"
-    val = str(info.get("val") or "")
+    val = str(info.val or "")
     if names and val and Path(val).name and " of " not in val:
         folder = _relocate(val, old_root, new_root)
     else:
-        folder = _relocate(str(info.get("train") or old_root or ""), old_root, new_root)
+        folder = _relocate(str(info.train or old_root or ""), old_root, new_root)
         if not names:
-            names, role = list(info.get("train_images") or []), "training"
+            names, role = list(info.train_images), "training"
     if not names:
         raise UserError("the checkpoint names no training or validation images", path=where)
     if not folder.is_dir():

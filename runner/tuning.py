@@ -319,10 +319,11 @@ def predict_for_tuning(
 
     split = tuning_split(data)
     pairs = find_pairs(split)[:max_images] if max_images else find_pairs(split)
-    cfg = package.runner_config or {}
-    out_id = cfg.get("output_tensor")
+    cfg = package.runner_config
+    out_id = cfg.output_tensor if cfg else None
     n_code = len(split_code(package.targets)) if package.targets and package.targets != "PPP" else None
-    preds, gts, resolution = [], [], tuple(cfg["resolution"]) if cfg.get("resolution") else None
+    preds, gts = [], []
+    resolution = tuple(cfg.resolution) if cfg and cfg.resolution else None
     with Predictor(package, device=device) as predictor:
         for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
             image = read_image(pair.image)

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from runner.cli import app
+from runner.contracts import RunnerConfig, dump_runner_config, parse_runner_config
 from tests._export_fixtures import make_run
 
 
@@ -89,6 +90,9 @@ def test_package_layout_and_rdf(which, request, tmp_path):
     assert [a["id"] for a in inp["axes"]] == ["batch", "channel", *space]
     assert [a["id"] for a in out["axes"]] == ["batch", "channel", *space]
     rc = rdf["config"]["runner"]
+    parsed = parse_runner_config(rc)  # what predict/tune/test read back: the same, fully typed
+    assert dump_runner_config(parsed) == rc and parsed.format == RunnerConfig.current_format()
+    assert parsed.training.iteration == 20 and parsed.postprocessing.name == "watershed_bcd"
     for a_in, a_out, halo, rule in zip(
         inp["axes"][2:], out["axes"][2:], rc["halo"], rc["size_rule"]["step"], strict=True
     ):

@@ -77,7 +77,7 @@ def test_load_run_and_checkpoint_content(dataset2d, tmp_path):
     assert ckpt["target_code"] == "BCD" and ckpt["channel_names"] == ["B", "C", "D"]
     assert ckpt["preprocessing"]["bioimageio"]["id"] == "scale_range"
     loaded = load_run(run)
-    assert loaded.meta["iteration"] == 10 and not loaded.model.training
+    assert loaded.meta.iteration == 10 and not loaded.model.training
     from runner.io import find_pairs, read_image
 
     image = read_image(find_pairs(dataset2d / "val")[0].image).data
@@ -153,7 +153,7 @@ def test_class_head(tmp_path):
     rows = [r for r in _rows(tmp_path / "run") if r["loss_class"]]
     assert rows and float(rows[-1]["loss_class"]) > 0
     loaded = load_run(tmp_path / "run")
-    assert loaded.meta["channel_names"] == ["B", "C", "D", "class_0", "class_1", "class_2"]
+    assert loaded.meta.channel_names == ["B", "C", "D", "class_0", "class_1", "class_2"]
     out = loaded.model(torch.zeros(1, 1, 16, 16))
     assert torch.allclose(out[:, 3:].sum(1), torch.ones(1, 16, 16), atol=1e-5)
 

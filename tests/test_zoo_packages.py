@@ -51,10 +51,10 @@ def test_shipped_package_is_tuned_and_documented(package):
     pkg = load_package(package)
     try:
         cfg = pkg.runner_config
-        assert cfg["targets"] and pkg.postprocessing is not None
-        tuned = cfg["tuned_on"]
-        assert tuned["score"] >= tuned["default_score"] and tuned["metric"] == "accuracy@0.5"
-        assert cfg["validation"]["n_images"] == len(tuned["images"]) > 0
+        assert cfg.targets and pkg.postprocessing is not None
+        tuned = cfg.tuned_on
+        assert tuned.score >= tuned.default_score and tuned.metric == "accuracy@0.5"
+        assert cfg.validation.n_images == len(tuned.images) > 0
         assert set(pkg.weight_formats) >= {"torchscript", "onnx", "pytorch_state_dict"}
     finally:
         pkg.close()

@@ -63,6 +63,7 @@ def tune_cmd(
     import tempfile
 
     from runner.cli._parse import parse_params
+    from runner.contracts import PostprocessingConfig, TunedOn, ValidationInfo
     from runner.errors import UserError
     from runner.inference import load_package
     from runner.postprocessing import get_postprocessor
@@ -119,17 +120,17 @@ def tune_cmd(
         )
         typer.echo(format_trials(result, list(result.space)))
         report = score_report(prepared, name, result.best_params, weights=weights)
-        tuned_on = {
-            "data": prepared.source,
-            "images": prepared.names,
-            "metric": metric,
-            "score": result.best_score,
-            "default_score": result.default_score,
-            "n_trials": len(result.trials),
-            "tta": tta,
-            "searched": result.space,
-            "date": datetime.date.today().isoformat(),
-        }
+        tuned_on = TunedOn(
+            data=prepared.source,
+            images=prepared.names,
+            metric=metric,
+            score=result.best_score,
+            default_score=result.default_score,
+            n_trials=len(result.trials),
+            tta=tta,
+            searched=result.space,
+            date=datetime.date.today().isoformat(),
+        )
         from exporters.docs import validation_section
         from exporters.retune import write_tuned_package
 
@@ -141,18 +142,21 @@ def tune_cmd(
             tuned_on=tuned_on,
             notes=notes_text or _notes(pkg),
         )
-        validation = {
-            **((pkg.runner_config or {}).get("validation") or {}),
-            "metrics": report.metrics,
-            "source": prepared.source,
-            "n_images": len(prepared.names),
-            "images": prepared.names,
-            "per_threshold": report.per_threshold,
-        }
+        previous = pkg.runner_config.validation if pkg.runner_config else None
+        validation = ValidationInfo.model_validate(
+            {
+                **(previous.model_dump(exclude_unset=True) if previous else {}),
+                "metrics": report.metrics,
+                "source": prepared.source,
+                "n_images": len(prepared.names),
+                "images": prepared.names,
+                "per_threshold": report.per_threshold,
+            }
+        )
         write_tuned_package(
             source,
             out,
-            postprocessing={"name": name, "params": result.best_params},
+            postprocessing=PostprocessingConfig(name=name, params=result.best_params),
             tuned_on=tuned_on,
             validation_lines=lines,
             validation=validation,
@@ -176,5 +180,4 @@ def _as_package(model: Path, tmp: Path, *, quiet: bool) -> Path:
 
 
 def _notes(pkg) -> str | None:
-    recipe = (pkg.runner_config or {}).get("recipe") or {}
-    return ((recipe.get("export") or {}).get("validation_notes")) or None
+    return pkg.runner_config.validation_notes if pkg.runner_config else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.contracts import RunnerConfig, parse_runner_config
 from runner.errors import UserError
 from runner.inference.safety import safe_extract, verify_sha256
 from runner.inference.sizes import SizeRule, rule_from_spec
@@ -108,7 +109,7 @@ class Package:
     source : what was given to :func:`load_package`.
     inputs, outputs : tensors with axes and size rules.
     weight_formats : formats present in the package, in the order of :data:`KNOWN_WEIGHT_FORMATS`.
-    runner_config : the ``config.runner`` block, when present (dict).
+    runner_config : the ``config.runner`` block, when present, parsed and validated.
     """
 
     descr: Any
@@ -117,7 +118,7 @@ class Package:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     weight_formats: tuple[str, ...]
-    runner_config: dict[str, Any] | None = None
+    runner_config: RunnerConfig | None = None
     original_format_version: str = ""
     _cleanup: Any = field(default=None, repr=False)
 
@@ -136,29 +137,20 @@ class Package:
 
         ``runner tune --tta`` sets it, because the tuned params were chosen on averaged outputs.
         """
-        return bool((self.runner_config or {}).get("test_time_augmentation", False))
+        return bool(self.runner_config and self.runner_config.test_time_augmentation)
 
     @property
     def targets(self) -> str | None:
         """The target code of the output channels (``config.runner.targets``), when declared."""
-        value = (self.runner_config or {}).get("targets")
-        if isinstance(value, dict):
-            value = value.get("code")
-        return None if value is None else str(value)
+        return self.runner_config.target_code if self.runner_config else None
 
     @property
     def postprocessing(self) -> PostprocessingChoice | None:
         """The post-processor declared in ``config.runner.postprocessing`` ({name, params}), if any."""
-        block = (self.runner_config or {}).get("postprocessing")
-        if not block:
+        block = self.runner_config.postprocessing if self.runner_config else None
+        if block is None:
             return None
-        if isinstance(block, str):
-            return PostprocessingChoice(name=block)
-        if not isinstance(block, dict) or "name" not in block:
-            raise UserError(
-                "config.runner.postprocessing must be {name: ..., params: {...}}", path=self.source
-            )
-        return PostprocessingChoice(name=str(block["name"]), params=dict(block.get("params") or {}))
+        return PostprocessingChoice(name=block.name, params=dict(block.params))
 
     def input(self, tensor_id: str) -> TensorInfo:
         for t in self.inputs:
@@ -249,16 +241,16 @@ def _tensor_infos(descr) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo, ...]
     return tuple(convert(t, True) for t in descr.inputs), tuple(convert(t, False) for t in descr.outputs)
 
 
-def _runner_config(descr) -> dict | None:
+def _runner_config(descr, source: Path) -> RunnerConfig | None:
     config = getattr(descr, "config", None)
     if config is None:
         return None
     block = config.get("runner") if isinstance(config, dict) else getattr(config, "runner", None)
     if block is None and hasattr(config, "model_extra"):
         block = (config.model_extra or {}).get("runner")
-    if block is None:
-        return None
-    return dict(block) if isinstance(block, dict) else dict(getattr(block, "__dict__", {}))
+    if block is not None and not isinstance(block, dict):
+        block = dict(getattr(block, "__dict__", {}))
+    return parse_runner_config(block, path=source)
 
 
 def _original_format_version(rdf: Path) -> str:
@@ -305,6 +297,7 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
         rdf = source
     try:
         descr = _load_descr(rdf, source)
+        runner_config = _runner_config(descr, source)
     except BaseException:
         if cleanup is not None:
             cleanup()
@@ -318,7 +311,7 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
         inputs=inputs,
         outputs=outputs,
         weight_formats=formats,
-        runner_config=_runner_config(descr),
+        runner_config=runner_config,
         original_format_version=_original_format_version(rdf),
     )
     if cleanup is not None:

@@ -13,7 +13,7 @@ Use a trained run from Python (what the exporter and ``runner tune`` do)::
     >>> run = load_run("runs/bcd")                   # best checkpoint, else last; or a path to a .pt file
     >>> run.model                         # torch module in eval mode: model(x) -> activated outputs
     >>> run.recipe                                    # the resolved Recipe
-    >>> run.meta["target_code"], run.meta["channel_names"], run.meta["halo"], run.meta["size_rule"]
+    >>> run.meta.target_code, run.meta.channel_names, run.meta.halo, run.meta.size_rule
     >>> out = run.predict(raw_image)      # (K, *spatial): normalised like training, padded to a valid size
 
 The run folder holds ``recipe.yaml``, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` (see

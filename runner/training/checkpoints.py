@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
+from runner.contracts import RunMeta, parse_run_meta
 from runner.errors import UserError
 from runner.recipes import Recipe, recipe_from_dict, recipe_to_dict
 
-FORMAT = "bmz-runner.checkpoint/1"
+FORMAT = RunMeta.current_format()
 
 
 def model_meta(recipe: Recipe) -> dict:
@@ -75,7 +76,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary pickles), on the CPU."""
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary pickles), on the CPU.
+
+    Its metadata is validated as a :class:`runner.contracts.RunMeta` (a checkpoint of a newer bmz-runner is
+    refused with one line).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError("checkpoint not found", path=path)
@@ -89,10 +94,11 @@ def load_checkpoint(path: str | Path) -> dict:
             path=path,
             hint="is it a checkpoint written by `runner train`?",
         ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    if not isinstance(ckpt, dict) or not str(ckpt.get("format", "")).startswith(RunMeta.KIND + "/"):
         raise UserError(
             "not a bmz-runner checkpoint", path=path, hint="expected a file written by `runner train`"
         )
+    parse_run_meta(ckpt, path=path)
     return ckpt
 
 
@@ -121,8 +127,8 @@ class LoadedRun:
     model: torch.nn.Module
     """The network in eval mode; ``model(x)`` gives activated outputs, ``model.logits(x)`` raw ones."""
     recipe: Recipe
-    meta: dict
-    """The checkpoint without optimizer/RNG states: iteration, best, history, model_meta() fields, data."""
+    meta: RunMeta
+    """The checkpoint without its tensors: iteration, best, history, :func:`model_meta` fields, data."""
     path: Path
 
     def predict(self, image, *, tile: tuple[int, ...] | None = None, device: str = "cpu"):
@@ -132,7 +138,7 @@ class LoadedRun:
         from runner.training.preprocess import normalize
 
         rule = size_rule(self.recipe.model, self.recipe.dims)
-        halo = tuple(self.meta["halo"]) if tile is not None else None
+        halo = tuple(self.meta.halo) if tile is not None else None
         self.model.to(device)
         return predict(
             self.model,
@@ -156,9 +162,7 @@ def load_run(run: str | Path, *, which: str = "best", device: str = "cpu") -> Lo
     model = recipe.build_model()
     model.load_state_dict(ckpt["model_state"])
     model.to(device).eval()
-    drop = {"model_state", "optimizer_state", "scheduler_state", "scaler_state", "rng"}
-    meta = {k: v for k, v in ckpt.items() if k not in drop}
-    return LoadedRun(model=model, recipe=recipe, meta=meta, path=path)
+    return LoadedRun(model=model, recipe=recipe, meta=parse_run_meta(ckpt, path=path), path=path)
 
 
 def recipe_state(recipe: Recipe) -> dict:

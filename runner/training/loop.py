@@ -13,6 +13,7 @@ from typing import TypedDict, cast
 import numpy as np
 import torch
 
+from runner.contracts import RunMeta
 from runner.recipes import Recipe, save_recipe
 from runner.training import checkpoints as ck
 from runner.training.charts import write_charts, write_log
@@ -120,10 +121,22 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ state
 
     def state(self) -> dict:
-        """The checkpoint dict (see :mod:`runner.training.checkpoints`)."""
+        """The checkpoint dict: the tensors beside a validated :class:`runner.contracts.RunMeta`."""
+        meta = RunMeta.model_validate(
+            {
+                "iteration": self.iteration,
+                "total_iterations": self.total,
+                "best": dict(self.best),
+                "validation_pending": self.validation_pending,
+                "pending_log": [dict(p) for p in self.pending_log],
+                "history": list(self.history),
+                "elapsed_s": self.elapsed,
+                "recipe": ck.recipe_state(self.recipe),
+                "versions": {"torch": str(torch.__version__), "runner": _runner_version()},
+                **self.meta,
+            }
+        )
         return {
-            "iteration": self.iteration,
-            "total_iterations": self.total,
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
@@ -133,14 +146,7 @@ class Trainer:
                 "torch": torch.get_rng_state(),
                 "torch_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             },
-            "best": dict(self.best),
-            "validation_pending": self.validation_pending,
-            "pending_log": [dict(p) for p in self.pending_log],
-            "history": list(self.history),
-            "elapsed_s": self.elapsed,
-            "recipe": ck.recipe_state(self.recipe),
-            "versions": {"torch": str(torch.__version__), "runner": _runner_version()},
-            **self.meta,
+            **meta.model_dump(),
         }
 
     def restore(self, ckpt: dict) -> None:
