@@ -130,3 +130,39 @@ def test_existing_output_needs_overwrite(nuclei, tmp_path):
     (out / "keep.txt").write_text("mine")
     _assert_refused(invoke(PACKAGE, "-i", nuclei[0], "-o", out), "already exists", "--overwrite")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_image_folder_on_a_cluster_matches_single_process_and_resumes(tmp_path):
+    import json
+    import shutil
+
+    images, labels = tmp_path / "x", tmp_path / "y"
+    shutil.copytree(EXAMPLES, images)
+    shutil.copytree(EXAMPLES.parent / "y", labels)
+    for extra in sorted(images.glob("*.tif"))[2:]:
+        extra.unlink()
+    names = sorted(p.stem for p in images.glob("*.tif"))
+    single = invoke(PACKAGE, "-i", images, "-o", tmp_path / "single", "--gt", labels, "--no-tta")
+    assert single.exit_code == 0, single.output
+    out = tmp_path / "out"
+    result = invoke(PACKAGE, "-i", images, "-o", out, "--gt", labels, "--no-tta", "--cluster", "threads:2")
+    assert result.exit_code == 0, result.output
+    assert "predicted 2 image(s) (0 already done)" in result.output
+    for name in names:
+        a = tifffile.imread(out / "instances" / f"{name}.tif")
+        b = tifffile.imread(tmp_path / "single" / "instances" / f"{name}.tif")
+        assert np.array_equal(a, b)
+    summary = json.loads((out / "summary.json").read_text())
+    ref = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert summary["n_images"] == ref["n_images"] == 2
+    assert summary["pooled"]["aji"] == pytest.approx(ref["pooled"]["aji"])
+    # resume: one image lost its marker (as if killed before finishing) -> only that one runs again
+    (out / ".runner-done" / f"{names[1]}.json").unlink()
+    stamp = (out / "instances" / f"{names[0]}.tif").stat().st_mtime_ns
+    again = invoke(PACKAGE, "-i", images, "-o", out, "--gt", labels, "--no-tta", "--cluster", "threads:2")
+    assert again.exit_code == 0, again.output
+    assert "predicted 2 image(s) (1 already done)" in again.output
+    assert (out / "instances" / f"{names[0]}.tif").stat().st_mtime_ns == stamp
+    assert json.loads((out / "summary.json").read_text())["pooled"]["aji"] == pytest.approx(
+        ref["pooled"]["aji"]
+    )

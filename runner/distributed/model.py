@@ -10,7 +10,7 @@ volume rather than by its own statistics.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,14 +41,9 @@ class PackageSegmenter:
     options: dict
     stats: Any = None
     resolution: tuple[float, ...] | None = None
-    key: str = field(default="", compare=False)
 
     def _loaded(self):
-        key = self.key or repr((self.package, sorted(self.options.items())))
-        with _LOCK:
-            if key not in _CACHE:
-                _CACHE[key] = _load(self.package, self.options)
-            return _CACHE[key]
+        return loaded(self.package, self.options)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from runner.postprocessing import run_pipeline
@@ -66,6 +61,15 @@ class PackageSegmenter:
                 f"post-processor {post.choice.name!r} returns overlapping objects; blocks need labels"
             )
         return labels.astype(np.uint32, copy=False)
+
+
+def loaded(package: str, options: dict):
+    """``(predictor, post-processing, options)`` for a package, loaded on the first call in this process."""
+    key = repr((package, sorted(options.items())))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load(package, options)
+        return _CACHE[key]
 
 
 class _nolock:
