@@ -5,8 +5,9 @@
 
 bioimageio.core's ``test_description`` validates the rdf (with io checks) and, per weight format, reproduces
 the test outputs on the whole test tensor and runs parameterized sizes with batch 1 and 2. Ours
-(:func:`runner.inference.reproduce_test_outputs`) runs the package the way ``runner predict`` does. Both
-use the package's ``config.bioimageio.reproducibility_tolerance``. Weight formats that execute the
+(:func:`runner.inference.reproduce_test_outputs`) runs the test inputs through ``runner predict``'s own batch
+job (TIFF files in, TIFF files out, default settings), so it checks what a user gets from the command line.
+Both use the package's ``config.bioimageio.reproducibility_tolerance``. Weight formats that execute the
 package's Python source (``pytorch_state_dict``) run only with ``trust_code=True``.
 """
 
@@ -177,16 +178,12 @@ def _runner_checks(source: Path, formats: list[str], tol, trust_code: bool, devi
                     rtol=rtol,
                     atol=atol,
                     mismatched_ppm=ppm,
+                    through_files=True,
                 )
             except UserError as exc:
                 out.append(CheckResult("bmz-runner", name, False, [str(exc)]))
                 continue
-            msgs = [
-                f"output {r.output}: {r.mismatched} of {r.size} elements outside "
-                f"rtol {rtol:g} / atol {atol:g} "
-                f"(max |diff| {r.max_abs_diff:.3g}, allowed {ppm:g} per million)"
-                for r in results
-            ]
+            msgs = [r.describe(rtol=rtol, atol=atol, ppm=ppm) for r in results]
             out.append(CheckResult("bmz-runner", name, all(r.ok for r in results), msgs))
     finally:
         pkg.close()

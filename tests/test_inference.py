@@ -31,19 +31,26 @@ RULES = [
 @pytest.mark.parametrize("size", [1, 7, 40, 64, 100, 257])
 @pytest.mark.parametrize("margin", [0, 4, 8])
 @pytest.mark.parametrize("max_tile", [None, 48, 80])
-def test_plan_axis_owns_every_pixel_once(rule, size, margin, max_tile):
-    plan = plan_axis(size=size, rule=rule, margin=margin, max_tile=max_tile, granularity=rule.granularity)
+@pytest.mark.parametrize("border", ["pad", "image"])
+def test_plan_axis_owns_every_pixel_once(rule, size, margin, max_tile, border):
+    extend = margin if border == "pad" else 0
+    plan = plan_axis(
+        size=size, rule=rule, margin=margin, max_tile=max_tile, granularity=rule.granularity, extend=extend
+    )
     assert rule.is_valid(plan.tile)
     owned = np.zeros(size, int)
     for i, start in enumerate(plan.starts()):
-        assert start % rule.granularity == 0
-        lo, hi = i * plan.stride, min((i + 1) * plan.stride, size)
+        assert start % rule.granularity == 0 and 0 <= start and start + plan.tile <= plan.length
+        lo, hi = plan.owned(i)
         owned[lo:hi] += 1
-        # context of at least `margin` on both sides of the owned region, inside the tile
-        tile_lo = start - margin
-        assert lo - tile_lo >= margin and tile_lo + plan.tile - hi >= margin
+        if hi > lo:  # context of `margin` inside the tile around the owned region, or the extent's own end
+            lo, hi = lo + plan.pad_before, hi + plan.pad_before
+            assert lo - start >= margin or start == 0
+            assert start + plan.tile - hi >= margin or start + plan.tile == plan.length
     assert (owned == 1).all()
-    assert plan.pad_before == margin and plan.pad_after >= margin
+    assert plan.pad_before >= extend and plan.pad_after >= extend
+    if plan.n == 1:  # one pass: centred like bioimageio.core's pad_to
+        assert plan.pad_before - extend == (plan.tile - size - 2 * extend) // 2
 
 
 def test_plan_axis_rejects_margin_that_leaves_no_room():
@@ -141,17 +148,18 @@ def test_tiled_equals_whole_image(packages, kind, shape, tile, weights):
 
 
 def test_fixed_size_model_whole_image_is_one_padded_pass(packages):
-    """For the fixed 64x64 model compare the stitched result with a direct forward on the padded image."""
+    """For the fixed 64x64 model compare the one pass with a direct forward on the padded image (centred,
+    like bioimageio.core's pad_to; the halo is not added with the default `image` border policy)."""
     pkg = packages["fixed"]
     image = _rand((1, 40, 33))
     out = predict_array(pkg.folder, image, device="cpu")["prediction"]
     assert out.shape == (2, 40, 33)
     torch = pytest.importorskip("torch")
     x = (image - image.mean()) / (image.std() + 1e-6)
-    padded = np.pad(x, [(0, 0), (8, 64 - 8 - 40), (8, 64 - 8 - 33)], mode="symmetric")
+    padded = np.pad(x, [(0, 0), (12, 12), (15, 16)], mode="symmetric")
     with torch.no_grad():
         ref = torch.sigmoid(pkg.net(torch.from_numpy(padded[None].astype(np.float32)))).numpy()[0]
-    np.testing.assert_allclose(out, ref[:, 8:48, 8:41], atol=1e-5)
+    np.testing.assert_allclose(out, ref[:, 12:52, 15:48], atol=1e-5)
 
 
 def test_receptive_field_margin_when_rdf_has_no_halo(packages):
@@ -242,7 +250,10 @@ def test_agrees_with_bioimageio_core(packages):
         .members["prediction"]
         .data.values[0]
     )
-    ours = predict_array(packages["2d"].folder, image[0], device="cpu", weights="onnx", tile=48)["prediction"]
+    # core's tiles extend the image by the halo first: the `pad` border policy
+    ours = predict_array(
+        packages["2d"].folder, image[0], device="cpu", weights="onnx", tile=48, border="pad"
+    )["prediction"]
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
@@ -360,7 +371,7 @@ def test_tta_averages_mirrored_predictions(tmp_path):
 
 @pytest.mark.parametrize("available,expected", [(None, 2048), (1000, 2048), (10000, 5000), (10**6, 16384)])
 def test_cpu_memory_budget_follows_available_memory(monkeypatch, available, expected):
-    from runner.inference import pipeline
+    from runner.inference import planning
 
-    monkeypatch.setattr(pipeline, "_available_memory_mb", lambda: available)
-    assert pipeline.default_cpu_memory_mb() == expected
+    monkeypatch.setattr(planning, "_available_memory_mb", lambda: available)
+    assert planning.default_cpu_memory_mb() == expected

@@ -197,6 +197,10 @@ def _echo_report(report, output: Path) -> None:
         f"predicted {len(report.done)} image(s) with {report.weight_format} weights on {report.device} "
         f"in {report.seconds:.1f} s -> {output}"
     )
+    for line in report.modes():
+        typer.echo(f"ran as {line}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     if report.summary:
         typer.echo(_summary_line(report.summary))
 

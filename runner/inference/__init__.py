@@ -23,7 +23,7 @@ _EXPORTS = {
     "load_package": "runner.inference.package",
     "Predictor": "runner.inference.pipeline",
     "predict_array": "runner.inference.pipeline",
-    "RunInfo": "runner.inference.pipeline",
+    "RunInfo": "runner.inference.planning",
     "reproduce_test_outputs": "runner.inference.testing",
     "TestResult": "runner.inference.testing",
     "predict_files": "runner.inference.batch",

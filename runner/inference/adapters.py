@@ -66,10 +66,10 @@ def candidate_formats(pkg: Package, *, device: Device, weights: str | None, trus
     runnable = [f for f in weight_priority(device) if f in have]
     if not runnable:
         raise UserError(
-            f"the package has only {', '.join(have) or 'no'} weights, which runner cannot run "
-            "(TensorFlow/Keras are not supported)",
+            f"the package has only {', '.join(have) or 'no'} weights; runner runs "
+            f"{', '.join(RUNNABLE)} weights (TensorFlow/Keras are not supported)",
             path=pkg.source,
-            hint=f"use a package with {' or '.join(RUNNABLE)} weights",
+            hint="convert the model to ONNX (e.g. with tf2onnx) or use a package with one of those formats",
         )
     allowed = [f for f in runnable if f not in CODE_FORMATS or trust_code]
     if not allowed:

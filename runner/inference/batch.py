@@ -81,6 +81,19 @@ class PredictReport:
     seconds: float = 0.0
     summary: dict | None = None
     tracebacks: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
+    """Per image, how it ran (:class:`runner.inference.planning.RunInfo`)."""
+    notes: list[str] = field(default_factory=list)
+    """Things to tell the user once (e.g. a network with global operations)."""
+
+    def modes(self) -> list[str]:
+        """One line per distinct way the images ran, with the number of images, e.g.
+        ``one pass of 512x512 (the image fits); halo 32 (package halo), border image: 3 image(s)``."""
+        counts: dict[str, int] = {}
+        for run in self.runs.values():
+            line = run.describe()
+            counts[line] = counts.get(line, 0) + 1
+        return [f"{line}: {n} image(s)" for line, n in counts.items()]
 
 
 class PredictBatchError(BatchError):
@@ -175,6 +188,8 @@ def predict_files(
             try:
                 per_image[job.name] = _run_one(job, predictor, post, options, out, progress)
                 report.done.append(job.name)
+                if predictor.last_run is not None:
+                    report.runs[job.name] = predictor.last_run
             except UserError as exc:
                 report.failures[job.name] = str(exc)
             except Exception as exc:  # one broken image must not stop the batch; --debug shows the traceback
@@ -184,6 +199,7 @@ def predict_files(
     if gt is not None:
         report.summary = _write_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
+    report.notes = list(predictor.notes)
     _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
     if report.failures:
         raise PredictBatchError(report)
@@ -341,11 +357,13 @@ def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, g
         "tiling": None
         if run is None
         else {
-            "tile": list(run.tile_shape),
-            "batch_size": run.batch_size,
+            **run.as_dict(),
             "margin": list(run.margin),
             "tiles_last_image": run.n_tiles,
+            "modes": report.modes(),
+            "per_image": {name: r.as_dict() for name, r in report.runs.items()},
         },
+        "notes": report.notes,
         "postprocessing": None
         if post.choice is None
         else {

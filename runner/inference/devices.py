@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from runner.errors import UserError
 
@@ -79,3 +82,23 @@ def resolve_device(text: str | Device | None = "auto") -> Device:
             f"device {text!r} asked for, but only {count} CUDA device(s) exist", hint="use cuda:0"
         )
     return Device("cuda", index)
+
+
+def tiles_on_gpu(padded: list[np.ndarray], device: Device, forward: Callable):
+    """GPU path: the padded inputs move to the device once (tiles are cut there and batched with
+    ``torch.stack``) unless they would take more than a quarter of the free device memory (then each batch
+    moves on its own); each batch's outputs come back to host memory in one copy per output, so the
+    stitched outputs never occupy device memory."""
+    import torch
+
+    dev = torch.device(str(device))
+
+    def forward_to_host(batches: list) -> list:
+        return [o.cpu().numpy() if isinstance(o, torch.Tensor) else o for o in forward(batches)]
+
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        if sum(x.nbytes for x in padded) > free / 4:
+            return padded, np.stack, forward_to_host
+    tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
+    return tensors, torch.stack, forward_to_host

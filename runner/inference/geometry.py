@@ -125,6 +125,22 @@ class Geometry:
         return tuple(max(0, *(g.margin_needed(k) for g in geoms)) for k in range(self.ndim))
 
     @property
+    def crop_margin(self) -> tuple[int, ...]:
+        """Input pixels per side the model itself removes from its outputs (``offset < 0``): the image is
+        always extended by this much, so the outputs cover it."""
+        geoms = [g for g in self.output_geometry.values() if g is not None]
+        return tuple(max(0, *(math.ceil(g.crop_at(k) / g.ratio[k]) for g in geoms)) for k in range(self.ndim))
+
+    @property
+    def ratio_align(self) -> tuple[int, ...]:
+        """Per axis, the least common multiple of the output scales' denominators (2 for a half-size
+        output): padding before the image is a multiple of it, so output pixels stay on the image grid."""
+        return tuple(
+            math.lcm(1, *(g.ratio[k].denominator for g in self.output_geometry.values() if g is not None))
+            for k in range(self.ndim)
+        )
+
+    @property
     def granularity(self) -> tuple[int, ...]:
         """Tile-start grid per axis, also a multiple of every output ratio's denominator."""
         out = []

@@ -1,8 +1,9 @@
 """Which images a ``runner predict`` run reads: files, globs or folders, one set per model input.
 
 ``--input images/`` (or a file, or ``"images/*.tif"``) feeds the model's only input; a model with several
-inputs gets ``--input raw=images/ --input mask=masks/``, matched by file name. Ground-truth folders (``--gt``)
-are matched the same way, ignoring label-ish suffixes such as ``_mask``.
+inputs gets ``--input raw=images/ --input mask=masks/``, matched by file name, or one file per input
+(``--input raw=a.tif --input mask=b.tif``), which belong together whatever their names. Ground-truth folders
+(``--gt``) are matched by name too, ignoring label-ish suffixes such as ``_mask``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ def collect_jobs(
         )
     files = {name: expand(spec) for name, spec in named.items()}
     first = next(iter(files))
+    if len(files) > 1 and all(Path(spec).is_file() for spec in named.values()):
+        # one file per input: they belong together whatever their names (folders pair by file name)
+        jobs = [Job(name=stem(files[first][0]), paths={name: paths[0] for name, paths in files.items()})]
+        if gt is not None:
+            _attach_gt(jobs, Path(gt))
+        return jobs
     by_key = {name: {_key(p): p for p in paths} for name, paths in files.items()}
     jobs, unpaired = [], []
     for path in files[first]:

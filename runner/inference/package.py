@@ -104,7 +104,8 @@ class Package:
 
     Attributes
     ----------
-    descr : the ``bioimageio.spec`` v0.5 ``ModelDescr`` (0.4 packages converted).
+    descr : the ``bioimageio.spec`` ``ModelDescr``: v0_5 (0.4 packages converted), or v0_4 itself where the
+        converter refuses the description (see :mod:`runner.inference.spec04`).
     root : folder holding the package's files (a temporary folder for zips).
     source : what was given to :func:`load_package`.
     inputs, outputs : tensors with axes and size rules.
@@ -162,6 +163,25 @@ class Package:
             hint=f"its inputs are {', '.join(t.id for t in self.inputs)}",
         )
 
+    @property
+    def is_v04(self) -> bool:
+        """True when the description is used in format 0.4 (the 0.4 -> 0.5 converter refused it)."""
+        return _is_v04(self.descr)
+
+    def test_tensor_file(self, tensor_id: str) -> Path | None:
+        """The local path of the test tensor of input or output ``tensor_id`` (None when there is none)."""
+        if self.is_v04:
+            from runner.inference.spec04 import test_tensor_source
+
+            source = test_tensor_source(self.descr, tensor_id)
+            return None if source is None else self.file(source, what=f"test tensor of {tensor_id}")
+        for t in (*self.descr.inputs, *self.descr.outputs):
+            test = getattr(t, "test_tensor", None)
+            if str(t.id) == tensor_id and test is not None:
+                sha = getattr(test, "sha256", None)
+                return self.file(test.source, sha256=sha, what=f"test tensor of {tensor_id}")
+        return None
+
     def weights_entry(self, fmt: str):
         """The bioimageio.spec weights entry of format ``fmt`` (or None)."""
         return getattr(self.descr.weights, fmt, None)
@@ -212,6 +232,10 @@ def _format_invalid(descr) -> str:
 
 
 def _tensor_infos(descr) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo, ...]]:
+    if _is_v04(descr):
+        from runner.inference.spec04 import tensor_infos
+
+        return tensor_infos(descr)
     all_axes = {(str(t.id), str(a.id)): a for t in (*descr.inputs, *descr.outputs) for a in t.axes}
 
     def convert(t, is_input: bool) -> TensorInfo:
@@ -340,6 +364,10 @@ def _load_descr(rdf: Path, source: Path):
         raise UserError(
             f"cannot load the model description ({type(exc).__name__}: {exc})", path=source
         ) from None
+    if isinstance(descr, InvalidDescr) and _original_format_version(rdf).startswith(("0.3", "0.4")):
+        native = _load_v04(rdf)  # the converter refused it; bioimageio.core runs 0.4 descriptions as they are
+        if native is not None:
+            return native
     if isinstance(descr, InvalidDescr):
         raise UserError(
             f"invalid bioimage.io description: {_format_invalid(descr)}",
@@ -348,10 +376,29 @@ def _load_descr(rdf: Path, source: Path):
         )
     if getattr(descr, "type", None) != "model":
         raise UserError(f"the description is a {getattr(descr, 'type', '?')!r}, not a model", path=source)
-    if not isinstance(descr, v0_5.ModelDescr):
+    if not isinstance(descr, v0_5.ModelDescr) and not _is_v04(descr):
         raise UserError(
             f"could not convert the format {getattr(descr, 'format_version', '?')} description to 0.5",
             path=source,
             hint="update the package with bioimageio.spec's `bioimageio update-format`",
         )
+    return descr
+
+
+def _is_v04(descr) -> bool:
+    from runner.inference.spec04 import is_v04
+
+    return is_v04(descr)
+
+
+def _load_v04(rdf: Path):
+    """The description in its own format 0.4 (None when bioimageio.spec finds it invalid there too)."""
+    from bioimageio.spec import InvalidDescr, load_description
+
+    try:
+        descr = load_description(rdf, format_version="discover", perform_io_checks=False)
+    except Exception:  # the converted description's error is the one reported
+        return None
+    if isinstance(descr, InvalidDescr) or not _is_v04(descr) or getattr(descr, "type", None) != "model":
+        return None
     return descr

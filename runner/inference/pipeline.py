@@ -6,21 +6,19 @@
 >>> with Predictor("model.zip", device="cpu") as p:         # reuse the loaded network for many images
 ...     outs = [p.predict(im) for im in images]
 
-Tile size comes from ``tile`` (largest tile per axis) or else from a memory budget (``memory_mb``; by
-default half the available memory on CPU (2 to 16 GiB), half the free memory on a GPU, counted as
-:data:`BYTES_PER_VOXEL` per tile voxel): among the tilings whose tile fits the budget, the one processing
-the fewest voxels is used (see :func:`runner.inference.tiling.choose_tile`). Tiles are batched up to the
-same budget. The margin (context around each tile's owned region) is ``halo`` when given, else the rdf's
-halo, else the measured receptive field. ``tile="whole"`` runs the image as it is in one pass, without
-padding or cropping, as ``bioimageio test`` does (the image must then have a valid input shape).
+An image that fits the memory budget (``memory_mb``; by default half the available memory on CPU (2 to 16
+GiB), half the free memory on a GPU, counted as :data:`BYTES_PER_VOXEL` per voxel) runs as one pass, padded
+only as far as the model's size rule needs; larger ones (or ``tile``, the largest tile per axis) run as tiles
+with a margin of context: ``halo`` when given, else the rdf's halo, else the measured receptive field (see
+:mod:`runner.inference.planning` for the rules, the border policy and the plain-words report in
+:attr:`Predictor.last_run`). Tiles are batched up to the same budget. ``tile="whole"`` runs the image as it
+is in one pass, without padding or cropping (the image must then have a valid input shape).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,62 +26,30 @@ import numpy as np
 
 from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
-from runner.inference.devices import Device, resolve_device
+from runner.inference.devices import resolve_device, tiles_on_gpu
 from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
-from runner.inference.halo import measure_receptive_field, probe_shape
+from runner.inference.halo import receptive_field
 from runner.inference.options import InferenceOptions, with_overrides
 from runner.inference.package import Package, load_package
+from runner.inference.planning import (
+    BYTES_PER_VOXEL,
+    DEFAULT_CPU_MEMORY_MB,
+    GLOBAL_OPS_NOTE,
+    MAX_BATCH,
+    Context,
+    RunInfo,
+    border_extension,
+    ceil_to,
+    default_cpu_memory_mb,
+    mirror_axes,
+    per_axis,
+    why_tiles,
+)
 from runner.inference.processing import Processing
 from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles, run_tiled
 from runner.io import gray_if_lossless
 
-BYTES_PER_VOXEL = 1024
-"""Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""
-DEFAULT_CPU_MEMORY_MB = 2048
-"""CPU activation budget when the available memory is unknown; see :func:`default_cpu_memory_mb`."""
-MAX_CPU_MEMORY_MB = 16384
-"""Largest default CPU activation budget."""
-MAX_BATCH = 16
-
-
-def default_cpu_memory_mb() -> float:
-    """Half of the memory available now, at least :data:`DEFAULT_CPU_MEMORY_MB` and at most 16 GiB.
-
-    Big tiles matter most in 3D, where the halo of a deep network is wide: a 48x96x96 volume with a 56-voxel
-    halo is one 160x208x208 pass (about 3 GB for a 32-feature 3D U-Net) or 108 passes of 128^3 tiles.
-    """
-    available = _available_memory_mb()
-    if available is None:
-        return DEFAULT_CPU_MEMORY_MB
-    return float(min(max(available / 2, DEFAULT_CPU_MEMORY_MB), MAX_CPU_MEMORY_MB))
-
-
-def _available_memory_mb() -> float | None:
-    """MemAvailable from /proc/meminfo (Linux), else free physical pages (POSIX), else None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
 TileSpec = Sequence[int] | str | None
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What the last :meth:`Predictor.predict` did (for logs and run_config.json)."""
-
-    tile_shape: tuple[int, ...]
-    n_tiles: int
-    batch_size: int
-    margin: tuple[int, ...]
 
 
 class Predictor:
@@ -117,8 +83,10 @@ class Predictor:
         )
         self.tile: TileSpec = opts.tile
         self.batch_size, self.memory_mb = opts.batch_size, opts.memory_mb
-        self.halo = _per_axis(opts.halo, self.geometry.ndim, name="halo")
-        self._margin: tuple[int, ...] | None = None
+        self.halo = per_axis(opts.halo, self.geometry.ndim, name="halo")
+        self._context: Context | None = None
+        self.notes: list[str] = []
+        """Things the user should hear once (e.g. that the network has global operations)."""
         self._nonspace: dict[str, tuple[int, ...]] = {}
         self.last_run: RunInfo | None = None
         self._weight_format = self.adapter.weight_format
@@ -199,44 +167,65 @@ class Predictor:
 
     def margin(self) -> tuple[int, ...]:
         """Context pixels per side and axis: ``halo``, else the rdf's, else the measured receptive field."""
-        if self.halo is not None:
-            return self.halo
-        if self._margin is None:
-            declared = self.geometry.declared_margin
-            if declared is not None:
-                self._margin = declared
-            else:
-                self._margin = self._measured_margin()
-        return self._margin
+        return self.context().margin
 
-    def _measured_margin(self) -> tuple[int, ...]:
+    def context(self) -> Context:
+        """The margin between tiles, its source, and whether the network has global operations (measured
+        once, when the rdf declares no halo)."""
+        if self._context is None:
+            declared = self.geometry.declared_margin
+            if self.halo is not None:
+                self._context = Context(self.halo, "--halo")
+            elif declared is not None:
+                self._context = Context(declared, "package halo")
+            else:
+                self._context = self._measured_context()
+                if self._context.global_ops:
+                    self.notes.append(GLOBAL_OPS_NOTE)
+        return self._context
+
+    def _measured_context(self) -> Context:
         geo = self.geometry
         channels = [t.n_channels or 1 for t in self.package.inputs]
         ratios = [g.ratio if g is not None else (1,) * geo.ndim for g in geo.output_geometry.values()]
-        radius = measure_receptive_field(
-            self.canonical_forward, channels=channels, shape=probe_shape(geo.rules), ratios=ratios
+        rf = receptive_field(self.canonical_forward, channels=channels, rules=geo.rules, ratios=ratios)
+        radius = tuple(
+            ceil_to(r, q) if q <= 32 else r for r, q in zip(rf.radius, geo.granularity, strict=True)
         )
-        return tuple(_ceil_to(r, q) if q <= 32 else r for r, q in zip(radius, geo.granularity, strict=True))
+        source = "capped: the network has global operations" if rf.global_ops else "measured"
+        return Context(radius, source, rf.global_ops)
 
     # --------------------------------------------------------------------------------------------- predict
 
     def plan(self, spatial_shape: Sequence[int], *, tile: TileSpec = None) -> tuple[TilePlan, int]:
-        """The tile plan and batch size for an image of ``spatial_shape``."""
+        """The tile plan (one tile when the image fits one pass) and batch size for ``spatial_shape``."""
         geo = self.geometry
-        margin = self.margin()
+        ctx = self.context()
         tile = self.tile if tile is None else tile
         budget = self._budget_voxels()
+        extend = border_extension(geo, ctx, self.options.border)
         max_tile: Sequence[int] | None
         if tile is None:
-            max_tile = choose_tile(spatial_shape, geo.rules, margin, budget, geo.granularity)
+            max_tile = choose_tile(
+                spatial_shape,
+                geo.rules,
+                ctx.margin,
+                budget,
+                geo.granularity,
+                extend=extend,
+                align=geo.ratio_align,
+                fewest_tiles=ctx.global_ops,
+            )
         else:
-            max_tile = _per_axis(tile, geo.ndim, name="tile")
+            max_tile = per_axis(tile, geo.ndim, name="tile")
         plan = plan_tiles(
             shape=spatial_shape,
             rules=geo.rules,
-            margins=margin,
+            margins=ctx.margin,
             max_tile=max_tile,
             granularity=geo.granularity,
+            extend=extend,
+            align=geo.ratio_align,
         )
         check_secondary_rules(self.package, geo, plan)
         if geo.batch_fixed:
@@ -247,7 +236,26 @@ class Predictor:
             batch = int(np.clip(budget // max(math.prod(plan.tile_shape), 1), 1, MAX_BATCH))
         return plan, max(1, min(batch, plan.n_tiles))
 
+    def _run_info(self, plan: TilePlan, batch: int, *, user_tile: bool) -> RunInfo:
+        geo, ctx = self.geometry, self.context()
+        extend = border_extension(geo, ctx, self.options.border)
+        why = why_tiles(plan, geo, user_tile=user_tile, extension=extend, memory_mb=self._budget_mb())
+        return RunInfo(
+            plan.tile_shape,
+            plan.n_tiles,
+            batch,
+            ctx.margin,
+            mode="one pass" if plan.n_tiles == 1 else "tiles",
+            border=self.options.border,
+            halo_source=ctx.source,
+            why=why,
+            global_ops=ctx.global_ops,
+        )
+
     def _budget_voxels(self) -> int:
+        return max(int(self._budget_mb() * 2**20 / BYTES_PER_VOXEL), 1)
+
+    def _budget_mb(self) -> float:
         mb = self.memory_mb
         if mb is None and self.device.is_cuda:
             import torch
@@ -259,7 +267,7 @@ class Predictor:
                 mb = DEFAULT_CPU_MEMORY_MB
         if mb is None:
             mb = default_cpu_memory_mb()
-        return max(int(mb * 2**20 / BYTES_PER_VOXEL), 1)
+        return float(mb)
 
     def predict(
         self,
@@ -298,7 +306,7 @@ class Predictor:
             raise UserError(f"tile must be sizes or 'whole', got {tile!r}")
         if tta is None:
             tta = self.options.tta if self.options.tta is not None else self.package.test_time_augmentation
-        flips = _mirror_axes(self.geometry.ndim) if tta else [()]
+        flips = mirror_axes(self.geometry.ndim) if tta else [()]
         if tta and not self.geometry.tileable:
             raise UserError(
                 "test-time augmentation needs outputs that follow the input size",
@@ -335,11 +343,20 @@ class Predictor:
                 hint="let runner tile the image (omit --tile whole)",
             )
         outs = self.canonical_forward([x[None] for x in pre.values()])
-        self.last_run = RunInfo(tuple(shape), 1, 1, (0,) * geo.ndim)
+        self.last_run = RunInfo(
+            tuple(shape), 1, 1, (0,) * geo.ndim, mode="whole", border="image", why="--tile whole"
+        )
         return {name: np.asarray(o[0]) for name, o in zip(geo.outputs, outs, strict=False)}
 
     def _predict_tiled(self, pre: dict[str, np.ndarray], *, tile, progress) -> dict[str, np.ndarray]:
         geo = self.geometry
+        shape = next(iter(pre.values())).shape[1:]
+        if (
+            not geo.tileable
+            and tile is None
+            and all(r.is_valid(n) for r, n in zip(geo.rules, shape, strict=True))
+        ):
+            return self._predict_whole(pre, self.package.source)  # outputs of a fixed size: one pass as it is
         if not geo.tileable:
             raise UserError(
                 "an output of this model does not follow the input size; it cannot be tiled",
@@ -360,7 +377,7 @@ class Predictor:
 
         forward, stack = self.canonical_forward, np.stack
         if self.adapter.is_torch and self.device.is_cuda:
-            padded, stack, forward = _on_gpu(padded, self.device, self.canonical_forward)
+            padded, stack, forward = tiles_on_gpu(padded, self.device, self.canonical_forward)
         outs = run_tiled(
             padded,
             forward=forward,
@@ -370,7 +387,7 @@ class Predictor:
             on_batch=on_batch,
             stack=stack,
         )
-        self.last_run = RunInfo(plan.tile_shape, plan.n_tiles, batch, tuple(a.margin for a in plan.axes))
+        self.last_run = self._run_info(plan, batch, user_tile=tile is not None)
         return dict(zip(geo.outputs, outs, strict=False))
 
     def _finish(self, canon: dict[str, np.ndarray], *, postprocess: bool) -> dict[str, np.ndarray]:
@@ -408,47 +425,3 @@ def predict_array(
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-
-
-def _per_axis(value, ndim: int, *, name: str) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * ndim
-    value = tuple(int(v) for v in value)
-    if len(value) == 1:
-        return value * ndim
-    if len(value) != ndim:
-        raise UserError(f"{name} needs 1 or {ndim} values for this {ndim}D model, got {len(value)}")
-    return value
-
-
-def _mirror_axes(ndim: int) -> list[tuple[int, ...]]:
-    """Every subset of the spatial axes: the mirror images used by test-time augmentation."""
-    from itertools import combinations
-
-    return [axes for k in range(ndim + 1) for axes in combinations(range(ndim), k)]
-
-
-def _ceil_to(value: int, q: int) -> int:
-    return -(-int(value) // q) * q
-
-
-def _on_gpu(padded: list[np.ndarray], device: Device, forward: Callable):
-    """GPU path: the padded inputs move to the device once (tiles are cut there and batched with
-    ``torch.stack``) unless they would take more than a quarter of the free device memory (then each batch
-    moves on its own); each batch's outputs come back to host memory in one copy per output, so the
-    stitched outputs never occupy device memory."""
-    import torch
-
-    dev = torch.device(str(device))
-
-    def forward_to_host(batches: list) -> list:
-        return [o.cpu().numpy() if isinstance(o, torch.Tensor) else o for o in forward(batches)]
-
-    if dev.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(dev)
-        if sum(x.nbytes for x in padded) > free / 4:
-            return padded, np.stack, forward_to_host
-    tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in padded]
-    return tensors, torch.stack, forward_to_host

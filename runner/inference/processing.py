@@ -52,8 +52,8 @@ class Processing:
                 path=where,
                 hint="pass --trust-code if you trust the package",
             )
-        input_ids = tuple(str(t.id) for t in descr.inputs)
-        output_ids = tuple(str(t.id) for t in descr.outputs)
+        input_ids = tuple(str(getattr(t, "id", None) or t.name) for t in descr.inputs)  # 0.4: name
+        output_ids = tuple(str(getattr(t, "id", None) or t.name) for t in descr.outputs)
         measures = {m for op in (*pre, *post) for m in op.required_measures}
         in_m = {m for m in measures if str(m.member_id) in input_ids}
         out_m = {m for m in measures if str(m.member_id) not in input_ids}

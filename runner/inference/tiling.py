@@ -17,6 +17,7 @@ that.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -32,31 +33,48 @@ from runner.inference.sizes import SizeRule
 
 @dataclass(frozen=True)
 class AxisPlan:
-    """How one spatial axis is cut into tiles."""
+    """How one spatial axis is cut into tiles.
+
+    The image (``size`` pixels) is padded into an *extent* of ``length`` pixels, ``pad_before`` of them
+    before the image. Tiles lie inside the extent: tile ``i`` starts at ``min(i * stride, length - tile)``.
+    Tile ``i`` owns the extent pixels ``[i * stride + margin, (i + 1) * stride + margin)``, the first tile
+    from 0 and the last up to ``length``, so every owned pixel has ``margin`` pixels of context inside its
+    tile except at the two ends of the extent, where the network sees the extent's own border, as a pass over
+    the whole extent does. With ``n == 1`` the whole extent is one tile.
+    """
 
     size: int
     """Image size along the axis (input pixels)."""
     tile: int
     """Tile size (a valid model input size)."""
     stride: int
-    """Distance between tile starts; also the length of the image region each tile owns."""
+    """Distance between tile starts (a multiple of the axis granularity)."""
     margin: int
-    """Context pixels before (and at least after) the owned region of every tile."""
+    """Context pixels on each side of every owned region between two tiles."""
     n: int
     """Number of tiles."""
-
-    @property
-    def pad_before(self) -> int:
-        return self.margin
+    pad_before: int
+    """Padding before the image (the extent starts ``pad_before`` pixels before the image)."""
+    length: int
+    """Length of the padded extent the tiles cover."""
 
     @property
     def pad_after(self) -> int:
-        """Padding after the image so the last tile is complete."""
-        return (self.n - 1) * self.stride + self.tile - self.margin - self.size
+        """Padding after the image so the extent is complete."""
+        return self.length - self.size - self.pad_before
 
     def starts(self) -> list[int]:
-        """Tile starts in padded coordinates."""
-        return [i * self.stride for i in range(self.n)]
+        """Tile starts in extent (padded) coordinates."""
+        return [min(i * self.stride, self.length - self.tile) for i in range(self.n)]
+
+    def owned(self, i: int) -> tuple[int, int]:
+        """The image pixels ``[lo, hi)`` tile ``i`` contributes (image coordinates, may be empty)."""
+        lo = 0 if i == 0 else i * self.stride + self.margin
+        hi = self.length if i == self.n - 1 else (i + 1) * self.stride + self.margin
+        return (
+            min(max(lo - self.pad_before, 0), self.size),
+            min(max(hi - self.pad_before, 0), self.size),
+        )
 
 
 @dataclass(frozen=True)
@@ -112,18 +130,37 @@ def _ceil_to(value: int, q: int) -> int:
     return -(-value // q) * q
 
 
+def _one_pass(size: int, tile: int, margin: int, extend: int, align: int) -> AxisPlan:
+    """The whole (extended) image as one tile of ``tile`` pixels, centred like bioimageio.core's pad_to."""
+    extra = (tile - size - 2 * extend) // 2
+    before = extend + (extra // align) * align
+    return AxisPlan(size=size, tile=tile, stride=tile, margin=margin, n=1, pad_before=before, length=tile)
+
+
 def plan_axis(
-    *, size: int, rule: SizeRule, margin: int, max_tile: int | None = None, granularity: int = 1
+    *,
+    size: int,
+    rule: SizeRule,
+    margin: int,
+    max_tile: int | None = None,
+    granularity: int = 1,
+    extend: int | None = None,
+    align: int = 1,
 ) -> AxisPlan:
-    """Plan the tiles along one axis.
+    """Plan the tiles along one axis (see :class:`AxisPlan`).
 
     Parameters
     ----------
     size : image size along the axis.
     rule : the model's size rule for this input axis.
-    margin : context pixels needed on each side of the owned region.
+    margin : context pixels needed on each side of the owned region between two tiles.
     max_tile : largest tile to use (None: the whole axis in one tile if the rule allows).
     granularity : tile starts are multiples of this (the pooling factor).
+    extend : pixels the image is extended by on each side before any size-rule padding (the ``pad`` border
+        policy extends by the margin, the ``image`` policy by what the model crops itself); default
+        ``margin``.
+    align : padding before the image is a multiple of this (the output scale's denominator, so output pixels
+        stay on the image's grid).
 
     Raises
     ------
@@ -131,26 +168,33 @@ def plan_axis(
         When no valid tile leaves room for the margin (e.g. a fixed size smaller than twice the halo).
     """
     q = max(int(granularity), 1)
-    whole = rule.smallest_valid_at_least(size + 2 * margin)
+    e = margin if extend is None else int(extend)
+    ext = size + 2 * e
+    whole = rule.smallest_valid_at_least(ext)
     if whole is not None and (max_tile is None or whole <= max_tile):
-        return AxisPlan(size=size, tile=whole, stride=_ceil_to(size, q), margin=margin, n=1)
+        return _one_pass(size, whole, margin, e, align)
     fixed = rule.size if rule.kind == "fixed" else None
-    limit = max_tile if max_tile is not None else (fixed if fixed is not None else size + 2 * margin)
+    limit = max_tile if max_tile is not None else (fixed if fixed is not None else ext)
     biggest = rule.largest_valid_at_most(limit)
     if biggest is None:
         biggest = rule.smallest_valid_at_least(limit)
+    if biggest is not None and whole is not None and ext <= biggest:
+        return _one_pass(size, whole, margin, e, align)  # no valid tile below max_tile: the smallest one
     stride0 = ((biggest - 2 * margin) // q) * q if biggest is not None else 0
-    if stride0 <= 0:
+    if biggest is None or stride0 <= 0:
         raise UserError(
             f"a tile of {biggest} pixels leaves no room for a margin of {margin} pixels on each side "
             f"(size rule {rule.describe()}, step {q})",
             hint="use a larger --tile or a smaller --halo",
         )
-    n = math.ceil(size / stride0)
-    stride = min(_ceil_to(math.ceil(size / n), q), stride0)
-    tile = rule.smallest_valid_at_least(stride + 2 * margin)
-    assert tile is not None, "`biggest` is a valid size of at least stride + 2 * margin"
-    return AxisPlan(size=size, tile=tile, stride=stride, margin=margin, n=n)
+    n = 1 + math.ceil((ext - biggest) / stride0)
+    stride = min(_ceil_to(math.ceil((ext - biggest) / (n - 1)), q), stride0)
+    tile = rule.smallest_valid_at_least(stride + 2 * margin) or biggest
+    if (n - 1) * stride < _ceil_to(max(ext - tile, 0), q):  # the balanced tiles fall short: the largest ones
+        stride, tile = stride0, biggest
+    length = tile + _ceil_to(ext - tile, q)
+    before = e + (((length - ext) // 2) // align) * align
+    return AxisPlan(size=size, tile=tile, stride=stride, margin=margin, n=n, pad_before=before, length=length)
 
 
 def plan_tiles(
@@ -160,15 +204,21 @@ def plan_tiles(
     margins: Sequence[int],
     max_tile: Sequence[int | None] | None = None,
     granularity: Sequence[int] | None = None,
+    extend: Sequence[int] | None = None,
+    align: Sequence[int] | None = None,
 ) -> TilePlan:
-    """Plan tiles for an image of spatial ``shape`` (one rule, margin, max tile and granularity per axis)."""
+    """Plan tiles for an image of spatial ``shape``: per axis, the arguments of :func:`plan_axis`."""
     nd = len(shape)
     max_tile = list(max_tile) if max_tile is not None else [None] * nd
     granularity = list(granularity) if granularity is not None else [r.granularity for r in rules]
+    ext = list(extend) if extend is not None else list(margins)
+    aligns = list(align) if align is not None else [1] * nd
     return TilePlan(
         tuple(
-            plan_axis(size=int(s), rule=r, margin=int(m), max_tile=t, granularity=g)
-            for s, r, m, t, g in zip(shape, rules, margins, max_tile, granularity, strict=True)
+            plan_axis(size=int(s), rule=r, margin=int(m), max_tile=t, granularity=g, extend=int(x), align=a)
+            for s, r, m, t, g, x, a in zip(
+                shape, rules, margins, max_tile, granularity, ext, aligns, strict=True
+            )
         )
     )
 
@@ -180,9 +230,11 @@ def _owned(
     src, dst = [], []
     for k, (a, i) in enumerate(zip(plan.axes, idx, strict=True)):
         r, c = geometry.ratio[k], geometry.crop_at(k)
-        lo = math.floor(i * a.stride * r)
-        hi = geometry.out_size(min((i + 1) * a.stride, a.size), k)
-        tile_origin = (i * a.stride - a.margin) * r + c  # output coordinate of the tile output's first pixel
+        lo_in, hi_in = a.owned(i)
+        lo = geometry.out_size(lo_in, k) if i > 0 else 0
+        hi = geometry.out_size(hi_in, k) if i < a.n - 1 else geometry.out_size(a.size, k)
+        hi = max(hi, lo)
+        tile_origin = (a.starts()[i] - a.pad_before) * r + c  # output coordinate of the tile output's pixel 0
         j = lo - tile_origin
         if j.denominator != 1:
             raise UserError(
@@ -249,7 +301,7 @@ def run_tiled(
 
 
 def _tile_slices(plan: TilePlan, idx: tuple[int, ...]) -> tuple[slice, ...]:
-    return tuple(slice(i * a.stride, i * a.stride + a.tile) for a, i in zip(plan.axes, idx, strict=True))
+    return tuple(slice(a.starts()[i], a.starts()[i] + a.tile) for a, i in zip(plan.axes, idx, strict=True))
 
 
 _PadMode = Literal["symmetric", "reflect", "edge", "constant"]
@@ -272,9 +324,14 @@ CALL_COST_VOXELS = 32**3
 MAX_CANDIDATES = 48
 
 
-def _axis_candidates(size: int, rule: SizeRule, margin: int, q: int) -> list[AxisPlan]:
+def _axis_candidates(
+    size: int, rule: SizeRule, margin: int, q: int, extend: int, align: int
+) -> list[AxisPlan]:
     """Distinct axis plans for tiles from the smallest useful one up to the whole axis."""
-    whole = plan_axis(size=size, rule=rule, margin=margin, granularity=q)
+    plan = functools.partial(
+        plan_axis, size=size, rule=rule, margin=margin, granularity=q, extend=extend, align=align
+    )
+    whole = plan()
     lo = rule.smallest_valid_at_least(2 * margin + q) or whole.tile
     sizes: list[int] = []
     t: int | None = lo
@@ -286,7 +343,7 @@ def _axis_candidates(size: int, rule: SizeRule, margin: int, q: int) -> list[Axi
     plans = {whole.tile: whole}
     for t in sizes:
         try:
-            p = plan_axis(size=size, rule=rule, margin=margin, max_tile=t, granularity=q)
+            p = plan(max_tile=t)
         except UserError:
             continue
         plans.setdefault(p.tile, p)
@@ -294,7 +351,15 @@ def _axis_candidates(size: int, rule: SizeRule, margin: int, q: int) -> list[Axi
 
 
 def choose_tile(
-    shape: Sequence[int], rules, margin: Sequence[int], budget_voxels: int, granularity: Sequence[int]
+    shape: Sequence[int],
+    rules,
+    margin: Sequence[int],
+    budget_voxels: int,
+    granularity: Sequence[int],
+    *,
+    extend: Sequence[int] | None = None,
+    align: Sequence[int] | None = None,
+    fewest_tiles: bool = False,
 ) -> list[int]:
     """The tile shape that processes the fewest voxels (tiles x tile volume, plus a fixed cost per tile)
     among those whose volume fits ``budget_voxels``; the smallest tiles when none fits.
@@ -302,21 +367,27 @@ def choose_tile(
     Parameters
     ----------
     shape : spatial image shape.
-    rules, margin, granularity : per axis, as for :func:`plan_tiles`.
+    rules, margin, granularity, extend, align : per axis, as for :func:`plan_tiles`.
     budget_voxels : largest tile volume (the memory budget divided by the bytes one voxel needs).
+    fewest_tiles : prefer the fewest, largest tiles that fit (networks with global operations, whose outputs
+        depend on the whole tile: the larger the tile, the closer to a whole-image pass).
     """
+    nd = len(shape)
+    ext = list(extend) if extend is not None else list(margin)
+    aligns = list(align) if align is not None else [1] * nd
     per_axis = [
-        _axis_candidates(int(s), r, int(m), int(q))
-        for s, r, m, q in zip(shape, rules, margin, granularity, strict=True)
+        _axis_candidates(int(s), r, int(m), int(q), int(x), int(a))
+        for s, r, m, q, x, a in zip(shape, rules, margin, granularity, ext, aligns, strict=True)
     ]
     best: Sequence[AxisPlan] | None = None
-    best_cost = math.inf
+    best_cost: tuple[float, ...] = (math.inf,)
     for combo in itertools.product(*per_axis):
         volume = math.prod(p.tile for p in combo)
         if volume > budget_voxels:
             continue
         n = math.prod(p.n for p in combo)
-        cost = n * (volume + CALL_COST_VOXELS)
+        work = n * (volume + CALL_COST_VOXELS)
+        cost = (n, work) if fewest_tiles else (work,)
         if cost < best_cost:
             best, best_cost = combo, cost
     if best is None:
