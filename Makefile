@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test,distributed]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test,distributed,napari]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages some tests need on a fresh machine: `chromium` (the HTML report is tested in a real browser)
-# and the libraries Qt loads for napari's offscreen platform. Installs only what is missing; when apt cannot
+# Debian packages some tests need on a fresh machine (see PACKAGES). Installs only what is missing; when apt cannot
 # (no root, no network) it says so and the tests that need them skip with the reason.
 set -uo pipefail
-PACKAGES=(chromium libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libfontconfig1 libglib2.0-0)
+# chromium: the report's browser test; xvfb + Mesa (GLX, llvmpipe): the X display through which Qt's offscreen
+# platform gets OpenGL for napari's canvas; the rest: what the PyQt5 wheel's Qt libraries link against.
+PACKAGES=(chromium xvfb libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3
+    libfontconfig1 libfreetype6 libglib2.0-0 libx11-xcb1 libxcb-xkb1 libxcb-render-util0 libxcb-image0)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,6 +149,7 @@ def predict_files(
     *,
     options: PredictOptions | None = None,
     gt: str | Path | None = None,
+    on_tiles: Callable[[int, int], None] | None = None,
 ) -> PredictReport:
     """Run a package over image files and write the results folder (see the module docstring).
 
@@ -158,6 +160,8 @@ def predict_files(
     out : output folder (created; existing files of the same names are replaced).
     options : see :class:`PredictOptions`.
     gt : folder of ground-truth label images to evaluate against.
+    on_tiles : called with ``(done, total)`` tiles of the current image as they finish (a GUI's progress
+        bar; the napari widget uses it).
 
     Raises
     ------
@@ -182,7 +186,7 @@ def predict_files(
     out.mkdir(exist_ok=True)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}
-    with predictor, _Progress(len(jobs), enabled=options.progress) as progress:
+    with predictor, _Progress(len(jobs), enabled=options.progress, on_tiles=on_tiles) as progress:
         for job in jobs:
             progress.start(job.name)
             try:
@@ -384,8 +388,9 @@ def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, g
 class _Progress:
     """tqdm bars over images and over the tiles of the current image (stderr; silent when disabled)."""
 
-    def __init__(self, n_images: int, *, enabled: bool):
+    def __init__(self, n_images: int, *, enabled: bool, on_tiles: Callable[[int, int], None] | None = None):
         self.enabled = enabled
+        self.on_tiles = on_tiles
         self.n_images = n_images
         self.images: tqdm | None = None
         self.tile_bar: tqdm | None = None
@@ -408,6 +413,8 @@ class _Progress:
             self.images.set_postfix_str(name[:40])
 
     def tiles(self, done: int, total: int) -> None:
+        if self.on_tiles is not None:
+            self.on_tiles(done, total)
         if not self.enabled:
             return
         if self.tile_bar is None:
