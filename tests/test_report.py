@@ -139,7 +139,13 @@ def test_predict_report_with_the_zoo_package(tmp_path):
     html = (out / "report.html").read_text()
     config = json.loads((out / "run_config.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
-    for text in ("unet2d_bcd_nuclei", config["postprocessing"]["name"], "th_foreground", config["weights"]):
+    for text in (
+        "unet2d_bcd_nuclei",
+        config["postprocessing"]["name"],
+        "th_foreground",
+        config["weights"],
+        *config["tiling"]["modes"],
+    ):
         assert text in html
     assert f"{summary['pooled']['aji']:.4g}" in html
     assert len(_gallery_counts(html)) == 1 and html.count("histogram of") >= 4

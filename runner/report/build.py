@@ -87,7 +87,9 @@ def _settings(run: dict[str, Any] | None) -> tuple[list, list, str]:
     if post and post.get("filters"):
         rows.append(("filters", ", ".join(f"{f['name']} {f.get('params', {})}" for f in post["filters"])))
     if isinstance(tiling, dict):
-        rows.append(("tiling", ", ".join(f"{k} {_fmt(v)}" for k, v in tiling.items())))
+        rows.append(("tiling", _tiling(tiling)))
+    if run.get("notes"):
+        rows.append(("notes", " ".join(str(n) for n in run["notes"])))
     rows += [
         ("test-time augmentation", "on" if options.get("tta") else "off"),
         ("ground truth", run.get("gt")),
@@ -97,6 +99,13 @@ def _settings(run: dict[str, Any] | None) -> tuple[list, list, str]:
     ]
     params = [(k, _fmt(v)) for k, v in ((post or {}).get("params") or {}).items()]
     return [(k, _fmt(v)) for k, v in rows if v is not None], params, json.dumps(options, indent=2)
+
+
+def _tiling(tiling: dict[str, Any]) -> str:
+    """The run's tiling in words: its summary lines (``modes``) when it has them, else the plain fields."""
+    if tiling.get("modes"):
+        return "; ".join(str(m) for m in tiling["modes"])
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in tiling.items() if not isinstance(v, dict))
 
 
 def _pooled(summary: dict[str, Any]) -> tuple[list, list, list]:
