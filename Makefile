@@ -23,8 +23,8 @@ DEMO_ARGS ?=
 demo: $(STAMP)
 	rm -rf demo_output
 	$(VENV)/bin/runner predict $(DEMO_MODEL) --input zoo_packages/examples/dsb2018/x \
-		--gt zoo_packages/examples/dsb2018/y --output demo_output --overlays --measure $(DEMO_ARGS)
-	@echo "overlays (green matched, blue false positive, red missed): demo_output/overlays/"
+		--gt zoo_packages/examples/dsb2018/y --output demo_output --overlays --measure --report $(DEMO_ARGS)
+	@echo "overlays (green matched, blue false positive, red missed): demo_output/overlays/; all on one page: demo_output/report.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
