@@ -97,16 +97,18 @@ def test_report_fits_the_size_budget_for_50_images(tmp_path):
     assert html.count('class="lightbox"') == 50
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "out_is_folder"])
+@pytest.mark.parametrize("case", ["missing", "missing_default_out", "empty", "out_is_folder"])
 def test_report_bad_input(tmp_path, case):
     folder = tmp_path / "results"
     target = tmp_path / "r.html"
-    if case != "missing":
+    if not case.startswith("missing"):
         folder.mkdir()
     if case == "out_is_folder":
         (folder / "instances").mkdir()
         target.mkdir()
-    result = _run(folder, "--out", target)
+    result = _run(folder) if case == "missing_default_out" else _run(folder, "--out", target)
+    if case.startswith("missing"):
+        assert "results folder not found" in result.output
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(tmp_path) in lines[0]

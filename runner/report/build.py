@@ -268,12 +268,12 @@ def write_report(
     from runner.errors import UserError
     from runner.io import write_text_atomic
 
+    results = collect_results(folder, images=images, gt=gt)
     out = Path(out) if out is not None else Path(folder) / "report.html"
     if out.is_dir():
         raise UserError("--out is a folder", path=out, hint="give a file name such as report.html")
     if not out.parent.is_dir():
         raise UserError("the parent folder of --out does not exist", path=out.parent, hint="create it first")
-    results = collect_results(folder, images=images, gt=gt)
     html = render_report(results, max_mb=max_mb, title=title)
     write_text_atomic(out, html)
     return ReportInfo(out, len(html.encode()), len(results.images), results.summary is not None)
