@@ -14,6 +14,7 @@ from runner.distributed.grid import BlockGrid
 from runner.distributed.standin import ValueComponents, touching_objects
 from runner.io.ome_zarr import create_labels, open_volume
 from runner.io.zarr_io import write_zarr
+from tests._distributed import adjusted_rand_index
 
 
 def _reference(image: np.ndarray) -> np.ndarray:
@@ -116,3 +117,87 @@ def test_ome_zarr_labels_metadata_round_trip(tmp_path, ngff):
     assert int(np.asarray(label.data[0][0, 0])) == 7
     transforms = label.metadata["coordinateTransformations"]
     assert [t[0]["scale"] for t in transforms] == [[0.5, 0.5], [1.0, 1.0]]
+
+
+@pytest.mark.slow
+def test_volume_larger_than_worker_memory_stays_under_the_limit(tmp_path):
+    """A 1.2 GB float32 volume on workers limited to 360 MiB each (3.3x): every worker's peak stays below."""
+    from distributed import Client, LocalCluster
+
+    from runner.distributed.standin import peak_rss_mib, write_touching_volume
+
+    shape, limit_mib = (256, 1024, 1152), 360
+    write_touching_volume(tmp_path / "in.zarr", shape, chunks=(64, 256, 256), n_per_chunk=40, size=24)
+    nbytes = np.prod(shape) * 4
+    assert nbytes > 3 * limit_mib * 2**20
+    volume = open_volume(tmp_path / "in.zarr")
+    grid = BlockGrid.create(shape, (64, 256, 256), (24, 24, 24))
+    scratch = create_labels(tmp_path / "scratch.zarr", shape, chunks=grid.block, axes="zyx", ngff=None)[0]
+    sink = create_labels(tmp_path / "out.zarr", shape, chunks=grid.block, axes="zyx", ngff=None)[0]
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=f"{limit_mib}MiB",
+        dashboard_address=None,
+    ) as cluster:
+        with Client(cluster) as client:
+            client.wait_for_workers(2)
+            before = set(client.scheduler_info()["workers"])
+            run = run_blockwise(
+                client,
+                grid,
+                read=volume.read,
+                segment=ValueComponents(),
+                scratch=scratch,
+                sink=sink,
+                progress=False,
+            )
+            peaks = client.run(peak_rss_mib)
+    assert run.n_objects > 1000 and not run.stitching.clipped
+    assert set(peaks) == before, "no worker may have been restarted (killed for memory)"
+    assert max(peaks.values()) < limit_mib, peaks
+    # spot check: one block region equals a whole-region segmentation of a sub-volume that holds it
+    sub = volume.read((slice(0, 128), slice(0, 512), slice(0, 512)))[0]
+    labels = sink.read((slice(0, 128), slice(0, 512), slice(0, 512)))
+    assert len(np.unique(labels)) > 100
+    inner = labels[40:88, 200:312, 200:312]
+    ref = ValueComponents()(sub[None])[40:88, 200:312, 200:312]
+    assert adjusted_rand_index(inner, ref) > 0.99
+
+
+def test_empty_blocks_are_skipped_by_the_low_resolution_test(tmp_path):
+    import zarr
+    from distributed import Client, LocalCluster
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_image
+
+    from runner.distributed.volume import _empty_test
+
+    image = np.zeros((96, 128), np.float32)
+    image[:, :48] = touching_objects((96, 48), n=15, size=12, seed=4)  # the right part is empty
+    root = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="w", zarr_format=3)
+    write_image(
+        image, root, axes="yx", fmt=FormatV05(), scale_factors=[2, 4], storage_options={"chunks": (32, 32)}
+    )
+    volume = open_volume(tmp_path / "in.ome.zarr")
+    assert volume.ngff == "0.5" and volume.lowres is not None
+    grid = BlockGrid.create(image.shape, (32, 32), (12, 12))
+    scratch = create_labels(tmp_path / "scratch.zarr", image.shape, chunks=grid.block, axes="yx", ngff=None)[
+        0
+    ]
+    sink = create_labels(tmp_path / "out.zarr", image.shape, chunks=grid.block, axes="yx", ngff=None)[0]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            run = run_blockwise(
+                client,
+                grid,
+                read=volume.read,
+                segment=ValueComponents(),
+                scratch=scratch,
+                sink=sink,
+                is_empty=_empty_test(volume, "auto"),
+                progress=False,
+            )
+    assert run.n_skipped == 3  # x >= 96 (x in 64..96 still sees the smoothed pyramid spill over)
+    assert np.array_equal(sink.read((slice(0, 96), slice(0, 128))), _reference(image))

@@ -94,6 +94,7 @@ def _predict_volume(model: Path, source: str, output: Path, options, args: Distr
         f"segmented {report.n_blocks} block(s) of {','.join(map(str, report.block))} (halo "
         f"{','.join(map(str, report.halo))}; {report.n_skipped} empty, skipped): {report.n_objects} objects "
         f"in {report.seconds:.1f} s -> {report.output}"
+        + (f"; peak worker memory {max(report.peak_mib.values()):.0f} MiB" if report.peak_mib else "")
     )
 
 

@@ -52,3 +52,32 @@ class ValueComponents:
 
         values = np.rint(np.asarray(image[0])).astype(np.uint32)
         return cc3d.connected_components(values).astype(np.uint32)
+
+
+def write_touching_volume(
+    path, shape: Sequence[int], *, chunks: Sequence[int], n_per_chunk: int, size: int, seed: int = 0
+):
+    """A zarr array ``(*shape)`` float32 of touching objects, written chunk by chunk (never whole in memory).
+
+    Each chunk gets ``n_per_chunk`` objects of :func:`touching_objects` (cut by the chunk's faces, values
+    unique over the volume), so the volume can be many times larger than the memory of whoever reads it.
+    """
+    import itertools
+
+    from runner.io.zarr_io import create_zarr
+
+    shape, chunks = tuple(int(s) for s in shape), tuple(int(c) for c in chunks)
+    arr = create_zarr(path, shape, np.dtype(np.float32), chunks=chunks, axes="zyx"[-len(shape) :])
+    counts = [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
+    for i, pos in enumerate(itertools.product(*(range(n) for n in counts))):
+        region = tuple(slice(p * c, min((p + 1) * c, s)) for p, c, s in zip(pos, chunks, shape, strict=True))
+        part = touching_objects([r.stop - r.start for r in region], n=n_per_chunk, size=size, seed=seed + i)
+        arr[region] = np.where(part > 0, part + i * n_per_chunk, 0)
+    return arr
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (run on workers with ``client.run``)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class VolumeReport:
     block: tuple[int, ...]
     seconds: float
     cluster: str = ""
+    peak_mib: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def predict_volume(
     from runner.distributed.engine import run_blockwise
     from runner.distributed.grid import BlockGrid
     from runner.distributed.model import PackageSegmenter, check_params
+    from runner.distributed.standin import peak_rss_mib
     from runner.inference.batch import resolve_postprocessing
     from runner.inference.package import load_package
     from runner.io.atomic import atomic_path
@@ -146,6 +148,7 @@ def predict_volume(
             progress=options.progress,
         )
         downsample_levels(client, sinks, volume.spatial_axes, chunks=grid.block)
+        peaks = client.run(peak_rss_mib)
         shutil.rmtree(tmp / "_scratch.zarr")
     return VolumeReport(
         output,
@@ -156,6 +159,7 @@ def predict_volume(
         grid.block,
         time.perf_counter() - start,
         where,
+        peaks,
     )
 
 
