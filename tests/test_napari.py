@@ -77,6 +77,24 @@ def test_read_results_folder(make_napari_viewer, tmp_path):
     np.testing.assert_allclose(viewer.layers["img00 C"].data, probs[1])
 
 
+def test_read_raw_outputs_of_a_two_output_model(tmp_path):
+    """``runner predict --no-postprocess`` of a model with two outputs: probabilities/<output>/<name>.tif."""
+    from runner.napari._reader import get_reader
+
+    for output, channels in (("mask", 1), ("flows", 2)):
+        (tmp_path / "probabilities" / output).mkdir(parents=True)
+        write_image(tmp_path / "probabilities" / output / "a.tif", np.zeros((channels, 16, 16), np.float32))
+    reader = get_reader(str(tmp_path))
+    assert reader is not None
+    layers = reader(str(tmp_path))
+    assert [meta["name"] for _, meta, _ in layers] == [
+        ["a flows channel 0", "a flows channel 1"],
+        ["a mask channel 0"],
+    ]
+    assert all(kind == "image" and meta["visible"] for _, meta, kind in layers)
+    assert get_reader(str(tmp_path / "probabilities" / "mask" / "a.tif")) is None
+
+
 def _ome_zarr(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
     """An NGFF 0.4 image (axes cyx, two resolution levels) with one label image, as zarr v2 groups."""
     import zarr

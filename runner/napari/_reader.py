@@ -77,14 +77,14 @@ def read_results(path: str) -> list[LayerData]:
                 if image.data.shape[0] > 1
                 else (image.data[0], {"name": entry.name, "visible": visible}, "image")
             )
-        probs = folder / "probabilities" / f"{entry.name}.tif"
-        if probs.is_file():
+        for probs in entry.probabilities:
             data = read_image(probs).data
-            names = [f"{entry.name} {c}" for c in _channel_names(targets, data.shape[0])]
+            output = "" if probs.parent.name == "probabilities" else f" {probs.parent.name}"
+            names = [f"{entry.name}{output} {c}" for c in _channel_names(targets, data.shape[0])]
             meta = {
                 "name": names,
                 "channel_axis": 0,
-                "visible": False,
+                "visible": visible and entry.instances is None,
                 "colormap": "magma",
                 "blending": "additive",
             }

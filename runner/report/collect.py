@@ -40,6 +40,8 @@ class ImageEntry:
     gt: Path | None = None
     measurements: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    probabilities: list[Path] = field(default_factory=list)
+    """Raw outputs: ``probabilities/<name>.tif``, or one per output ``probabilities/<output>/<name>.tif``."""
 
 
 @dataclass
@@ -109,6 +111,14 @@ def _files_by_stem(folder: Path | None) -> dict[str, Path]:
     return {stem(p): p for p in list_images(folder)}
 
 
+def _probability_files(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for sub in (folder, *sorted(p for p in folder.iterdir() if p.is_dir())) if folder.is_dir() else ():
+        for name, path in _files_by_stem(sub).items():
+            found.setdefault(name, []).append(path)
+    return found
+
+
 def _resolve(text: str | None, folder: Path) -> Path | None:
     """A path recorded in ``run_config.json``: as written (relative to the working folder), else relative to
     the results folder's parent."""
@@ -156,9 +166,10 @@ def collect_results(
     summary = _read_json(folder / "summary.json")
     metrics = read_metrics_csv(folder / "metrics_per_image.csv")
     instances = _files_by_stem(folder / "instances")
-    if run_config is None and summary is None and not metrics and not instances:
+    probabilities = _probability_files(folder / "probabilities")
+    if run_config is None and summary is None and not metrics and not instances and not probabilities:
         raise UserError(
-            "no summary.json, metrics_per_image.csv, run_config.json or instances/ here",
+            "no summary.json, metrics_per_image.csv, run_config.json, instances/ or probabilities/ here",
             path=folder,
             hint="pass a folder written by runner predict --output or runner evaluate --output",
         )
@@ -172,7 +183,7 @@ def collect_results(
     gt_folder = Path(gt) if gt else _resolve((run_config or {}).get("gt"), folder)
     gts = _files_by_stem(gt_folder) if summary is not None else {}
     measured = {p.stem: p for p in sorted((folder / "measurements").glob("*.csv"))}
-    names = list(dict.fromkeys([*instances, *metrics]))
+    names = list(dict.fromkeys([*instances, *metrics, *probabilities]))
     entries = [
         ImageEntry(
             name=n,
@@ -181,6 +192,7 @@ def collect_results(
             gt=gts.get(n),
             measurements=measured.get(n),
             metrics=metrics.get(n, {}),
+            probabilities=probabilities.get(n, []),
         )
         for n in names
     ]
