@@ -215,21 +215,49 @@ def export_package(
     )
 
 
-def _publish(folder: Path, out: Path) -> PackageReport:
+def scrub_rdf_paths(folder: Path) -> list[str]:
+    """Replace absolute local paths in the rdf's ``config`` by short names (the gate's rule: a published
+    package never names the author's machine); returns what was replaced."""
+    from exporters.compat import dump_yaml
+    from runner.safety import load_yaml
+    from runner.safety.paths import local_paths_in, scrub_local_paths
+
+    rdf = next((folder / n for n in ("rdf.yaml", "bioimageio.yaml") if (folder / n).is_file()), None)
+    if rdf is None:
+        return []
+    content = load_yaml(rdf, what="model description")
+    if not isinstance(content, dict):
+        return []
+    hits = local_paths_in(content.get("config"), where="config")
+    if hits:
+        content["config"] = scrub_local_paths(content["config"])
+        rdf.write_text(dump_yaml(content), encoding="utf-8")
+    return hits
+
+
+def _publish(folder: Path, out: Path, *, trust_code: bool = True) -> PackageReport:
     """Zip (or copy) ``folder`` to a hidden sibling of ``out``, test it, then rename it into place.
 
     The sibling keeps the ``.zip`` suffix (tools recognise packages by it) and is removed on any failure.
+    ``trust_code`` lets the final test run ``pytorch_state_dict`` weights: true for a package built from
+    our own architecture source (export), the user's ``--trust-code`` for one re-published from someone
+    else's package (tune). Absolute local paths in ``config`` are replaced by short names first.
     """
     import os
     import uuid
 
+    from runner.safety import check_output_file
+
+    if out.suffix.lower() == ".zip" or out.is_file():
+        check_output_file(out, what="package")
+    scrub_rdf_paths(folder)
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{out.suffix}")
     try:
         if out.suffix.lower() == ".zip":
             zip_folder(folder, tmp)
         else:
             shutil.copytree(folder, tmp)
-        report = check_package(tmp, trust_code=True)
+        report = check_package(tmp, trust_code=trust_code)
         if not report.passed:
             report.source = out
             raise PackageInvalid(report, out)

@@ -11,6 +11,7 @@ import math
 
 from exporters.options import INPUT_ID, OUTPUT_ID, ExportContext
 from runner.contracts import RunnerConfig, dump_runner_config
+from runner.safety.paths import shareable_name
 
 
 def _plain(value):
@@ -55,7 +56,7 @@ def runner_config(ctx: ExportContext) -> RunnerConfig:
                 "iteration": meta.iteration,
                 "total_iterations": meta.total_iterations,
                 "best": meta.best.model_dump(mode="json"),
-                "data_dir": data.data_dir,
+                "data_dir": shareable_name(data.data_dir, keep=1) if data.data_dir else None,
                 "n_train_images": len(data.train_images),
                 "n_val_images": len(data.val_images),
                 "versions": meta.versions,
@@ -64,7 +65,7 @@ def runner_config(ctx: ExportContext) -> RunnerConfig:
             if val is None
             else {
                 "role": val.role,
-                "source": val.source,
+                "source": shareable_name(val.source),
                 "n_images": val.n_images,
                 "images": val.names,
                 "metrics": val.metrics,

@@ -20,17 +20,34 @@ RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 
 
 def _unpack(source: Path, dest: Path) -> Path:
-    from runner.inference.safety import safe_extract
+    """Copy exactly the files the description references (and the rdf) into ``dest``.
 
-    if source.is_dir():
-        shutil.copytree(source, dest)
-    elif source.suffix.lower() == ".zip":
-        safe_extract(source, dest)
-    else:  # an rdf file: its folder is the package
-        shutil.copytree(source.parent, dest)
-    rdf = next((dest / n for n in RDF_NAMES if (dest / n).is_file()), None)
-    if rdf is None:
-        raise UserError("the package holds no rdf.yaml or bioimageio.yaml", path=source)
+    Nothing else of the package's folder or zip is published (no folder copy: private files next to a
+    package stay on the machine); every reference is checked to lie inside the package (links resolved,
+    file contents copied, never the link), through the same gate as ``runner predict``.
+    """
+    from runner.inference.package import _find_rdf as find_rdf
+    from runner.inference.package import load_package
+    from runner.safety import inside_package, load_yaml, referenced_files
+
+    pkg = load_package(source)
+    try:
+        is_rdf = source.is_file() and source.suffix.lower() != ".zip"
+        rdf_src = source if is_rdf else find_rdf(pkg.root, source)
+        raw = load_yaml(rdf_src, what="model description")
+        files = referenced_files(pkg.descr) + [f for f in referenced_files(raw) if "://" not in f]
+        dest.mkdir(parents=True)
+        for rel in dict.fromkeys(files):
+            src = inside_package(pkg.root, rel, what="file", source=source)
+            if not src.is_file():
+                raise UserError(f"the package's file {rel} is missing", path=source)
+            target = inside_package(dest, rel, what="file", source=source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        rdf = dest / (rdf_src.name if rdf_src.name in RDF_NAMES else "rdf.yaml")
+        shutil.copyfile(rdf_src, rdf)
+    finally:
+        pkg.close()
     return rdf
 
 
@@ -57,6 +74,7 @@ def write_tuned_package(
     validation: ValidationInfo | None = None,
     overwrite: bool = False,
     test_time_augmentation: bool | None = None,
+    trust_code: bool = False,
 ) -> Path:
     """Write ``source`` (zip, folder or rdf) to ``out`` with ``config.runner.postprocessing`` replaced.
 
@@ -68,19 +86,20 @@ def write_tuned_package(
     validation : new ``config.runner.validation`` block.
     test_time_augmentation : when given, stored as ``config.runner.test_time_augmentation``
         (``runner predict`` then averages over mirrored inputs by default: the params were tuned so).
+    trust_code : let the final test run ``pytorch_state_dict`` weights (the package's own Python source);
+        without it that format is skipped in the test, like ``runner test`` does.
     """
-    import yaml
-
     from exporters.build import _check_out, _publish
     from exporters.compat import dump_yaml, validate_content
     from exporters.offline import github_users_of
+    from runner.safety import load_yaml
 
     source, out = Path(source), Path(out)
     _check_out(out, overwrite)
     with tempfile.TemporaryDirectory(prefix="bmz-tune-") as tmp:
         folder = Path(tmp) / "package"
         rdf_path = _unpack(source, folder)
-        rdf = yaml.safe_load(rdf_path.read_text(encoding="utf-8"))
+        rdf = load_yaml(rdf_path, what="model description")
         content = copy.deepcopy(rdf)
         config = content.setdefault("config", {}) or {}
         content["config"] = config
@@ -104,5 +123,5 @@ def write_tuned_package(
                 )
         validate_content(content, folder, github_users=github_users_of(content))
         rdf_path.write_text(dump_yaml(content), encoding="utf-8")
-        _publish(folder, out)
+        _publish(folder, out, trust_code=trust_code)
     return out

@@ -309,8 +309,13 @@ def predict_for_tuning(
     max_images: int | None = None,
     method_input: str = "prediction",
     progress: bool = True,
+    trust_code: bool = False,
 ) -> TuneData:
-    """Run ``package`` once on every image of the split ``data`` (the way ``runner predict`` does)."""
+    """Run ``package`` once on every image of the split ``data`` (the way ``runner predict`` does).
+
+    ``trust_code`` allows weight formats that run the package's Python source (``pytorch_state_dict``), as
+    ``runner predict --trust-code`` does; without it only ONNX and allow-listed TorchScript graphs run.
+    """
     from tqdm import tqdm
 
     from runner.inference import Predictor
@@ -324,7 +329,7 @@ def predict_for_tuning(
     n_code = len(split_code(package.targets)) if package.targets and package.targets != "PPP" else None
     preds, gts = [], []
     resolution = tuple(cfg.resolution) if cfg and cfg.resolution else None
-    with Predictor(package, device=device) as predictor:
+    with Predictor(package, device=device, trust_code=trust_code) as predictor:
         for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
             image = read_image(pair.image)
             gts.append(read_labels(pair.labels, spatial_shape=image.data.shape[1:]).data)
@@ -334,7 +339,9 @@ def predict_for_tuning(
             outputs = predictor.predict(image.data, tta=tta, where=pair.image)
             out = outputs[out_id] if out_id in outputs else next(iter(outputs.values()))
             preds.append(out[:n_code] if n_code else out)
-    return TuneData(preds, gts, [p.name for p in pairs], str(split), resolution)
+    from runner.safety.paths import shareable_name
+
+    return TuneData(preds, gts, [p.name for p in pairs], shareable_name(split), resolution)
 
 
 def score_report(data: TuneData, method: str, params: dict, *, weights: str):

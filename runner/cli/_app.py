@@ -28,6 +28,13 @@ STATE = {"debug": False}
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    max_memory: str = typer.Option(
+        None,
+        "--max-memory",
+        help="Memory budget, e.g. 16G: images, volumes and model inputs whose size (from file headers and "
+        "package descriptions) exceeds it are refused before anything is allocated "
+        "(default: RUNNER_MAX_MEMORY, else 80% of physical memory).",
+    ),
 ) -> None:
     if version:
         from runner import __version__
@@ -35,6 +42,12 @@ def _root(
         typer.echo(f"bmz-runner {__version__}")
         raise typer.Exit(0)
     STATE["debug"] = debug
+    from runner.safety import set_max_memory
+
+    try:
+        set_max_memory(max_memory)
+    except UserError as exc:
+        raise fail(str(exc)) from None
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -49,15 +62,18 @@ def command(name: str, **kwargs) -> Callable:
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args, **kw):
+            from runner.safety.signals import Terminated, exit_code, install_sigterm
+
+            install_sigterm()
             try:
                 return func(*args, **kw)
             except (UserError, BatchError) as exc:
                 if STATE["debug"]:
                     traceback.print_exc()
                 raise fail(str(exc), exc.exit_code) from None
-            except KeyboardInterrupt:
-                typer.echo("interrupted", err=True)
-                raise typer.Exit(130) from None
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): cleanups ran while unwinding
+                typer.echo("terminated" if isinstance(exc, Terminated) else "interrupted", err=True)
+                raise typer.Exit(exit_code(exc)) from None
             except Exception as exc:  # pydantic validation from user-given values is a user error too
                 from pydantic import ValidationError
 

@@ -44,6 +44,12 @@ def tune_cmd(
         "(config.runner.test_time_augmentation), so re-tuning a TTA package keeps TTA.",
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    trust_code: bool = typer.Option(
+        False,
+        "--trust-code",
+        help="Allow running the package's own Python code (pytorch_state_dict weights; TorchScript graphs "
+        "that use ops beyond tensor maths), for tuning and for the new package's final test.",
+    ),
     max_images: int = typer.Option(None, min=1, help="Use at most this many images."),
     notes: Path = typer.Option(
         None,
@@ -95,11 +101,13 @@ def tune_cmd(
         start = {**(declared.params if declared and declared.name == name else {}), **parse_params(param)}
         grid_values = {k: v if isinstance(v, list) else [v] for k, v in parse_params(grid).items()}
         search_space(name, processor.params_model, overrides=grid_values)  # unknown --grid keys fail early
-        weights = next(f for f in ("onnx", "torchscript", "pytorch_state_dict") if f in pkg.weight_formats)
+        runnable = ("onnx", "torchscript", "pytorch_state_dict") if trust_code else ("onnx", "torchscript")
+        weights = next((f for f in runnable if f in pkg.weight_formats), "none")
         prepared = predict_for_tuning(
             pkg,
             data,
             device=device,
+            trust_code=trust_code,
             tta=tta,
             max_images=max_images,
             method_input=processor.input,
@@ -162,6 +170,7 @@ def tune_cmd(
             validation=validation,
             overwrite=overwrite,
             test_time_augmentation=tta,
+            trust_code=trust_code,
         )
         pkg.close()
     changed = result.changed or "the same params"

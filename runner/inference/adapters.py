@@ -11,7 +11,7 @@ GPU path uses to keep tiles on the device).
 
 from __future__ import annotations
 
-import warnings
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +21,10 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.devices import Device, ort_has_cuda
 from runner.inference.package import Package
-from runner.inference.safety import IntegrityError
+from runner.safety import CODE_FORMATS, IntegrityError, UntrustedCode, load_torchscript, require_trust
+from runner.safety.trust import check_onnx, describe_load_error
 
 RUNNABLE = ("onnx", "torchscript", "pytorch_state_dict")
-CODE_FORMATS = ("pytorch_state_dict",)
 
 
 def weight_priority(device: Device) -> tuple[str, ...]:
@@ -58,10 +58,7 @@ def candidate_formats(pkg: Package, *, device: Device, weights: str | None, trus
                 path=pkg.source,
                 hint=f"runner runs {', '.join(RUNNABLE)}",
             )
-        if weights in CODE_FORMATS and not trust_code:
-            raise UserError(
-                _trust_message(weights), path=pkg.source, hint="pass --trust-code if you trust it"
-            )
+        require_trust(weights, trust_code=trust_code, path=pkg.source)
         return [weights]
     runnable = [f for f in weight_priority(device) if f in have]
     if not runnable:
@@ -73,17 +70,8 @@ def candidate_formats(pkg: Package, *, device: Device, weights: str | None, trus
         )
     allowed = [f for f in runnable if f not in CODE_FORMATS or trust_code]
     if not allowed:
-        raise UserError(
-            _trust_message(runnable[0]), path=pkg.source, hint="pass --trust-code if you trust it"
-        )
+        require_trust(runnable[0], trust_code=trust_code, path=pkg.source)
     return allowed
-
-
-def _trust_message(fmt: str) -> str:
-    return (
-        f"{fmt} weights run the package's own Python source code, which runner does not do without "
-        "explicit permission"
-    )
 
 
 @dataclass
@@ -114,7 +102,9 @@ def create_adapter(
     ------
     UserError
         No runnable format, code execution not allowed, or every candidate failed to load (each reason
-        listed).
+        listed). A file outside the package, a sha256 mismatch or a graph that needs ``--trust-code`` stops
+        the run instead of falling back; another failure falls back to the next format with a note on
+        stderr naming the file that was rejected and why.
     """
     errors = []
     for fmt in candidate_formats(pkg, device=device, weights=weights, trust_code=trust_code):
@@ -122,18 +112,21 @@ def create_adapter(
             if fmt == "onnx":
                 return _onnx_adapter(pkg, device=device, threads=threads)
             if fmt == "torchscript":
-                return _torchscript_adapter(pkg, device=device, threads=threads)
+                return _torchscript_adapter(pkg, device=device, threads=threads, trust_code=trust_code)
             return _state_dict_adapter(pkg, device=device, threads=threads)
         except UserError as exc:
-            if weights is not None or isinstance(exc, IntegrityError):
+            if weights is not None or isinstance(exc, (IntegrityError, UntrustedCode)):
                 raise
             errors.append(f"{fmt}: {exc}")
         except Exception as exc:  # a framework refusing the file: try the next format
             if weights is not None:
                 raise UserError(
-                    f"cannot load the {fmt} weights ({type(exc).__name__}: {exc})", path=pkg.source
-                ) from exc
-            errors.append(f"{fmt}: {type(exc).__name__}: {exc}")
+                    f"cannot load the {fmt} weights ({describe_load_error(exc)})",
+                    path=pkg.source,
+                    hint="re-export the package with plain tensor weights, or pick another --weights",
+                ) from None
+            errors.append(f"{fmt}: {describe_load_error(exc)}")
+        print(f"warning: {errors[-1].splitlines()[0][:300]}; trying the next weight format", file=sys.stderr)
     raise UserError("no weight format could be loaded: " + "; ".join(errors), path=pkg.source)
 
 
@@ -148,6 +141,7 @@ def _onnx_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapt
     external = getattr(entry, "external_data", None)
     if external is not None:
         pkg.file(external.source, sha256=external.sha256, what="onnx external data")
+    check_onnx(path, root=pkg.root, source=pkg.source)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -214,16 +208,12 @@ def _torch_runner(module, device: Device, threads: int | None):
     return run
 
 
-def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
-    import torch
-
+def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None, trust_code: bool) -> Adapter:
+    """Load the TorchScript weights through the gate: graphs using ops outside the allow-list of tensor ops
+    (files, storages, processes) are refused without ``trust_code``."""
     entry = pkg.weights_entry("torchscript")
     path = pkg.file(entry.source, sha256=entry.sha256, what="torchscript weights")
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", category=DeprecationWarning
-        )  # "torch.jit.load is deprecated" (torch 2.9+)
-        module = torch.jit.load(str(path), map_location=_torch_device(device)).eval()
+    module = load_torchscript(path, trust_code=trust_code, map_location=_torch_device(device)).eval()
     return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
 
 

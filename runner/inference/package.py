@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import safety
 from runner.contracts import RunnerConfig, parse_runner_config
 from runner.errors import UserError
-from runner.inference.safety import safe_extract, verify_sha256
 from runner.inference.sizes import SizeRule, rule_from_spec
+from runner.safety import safe_extract, verify_sha256
 
 RDF_NAMES = ("bioimageio.yaml", "rdf.yaml")
 KNOWN_WEIGHT_FORMATS = (
@@ -188,16 +189,7 @@ class Package:
 
     def file(self, source, *, sha256: str | None = None, what: str = "file") -> Path:
         """Local path of a file the description refers to, checked against its sha256."""
-        text = str(getattr(source, "path", source))
-        if "://" in text:
-            raise UserError(
-                f"the package's {what} is a remote URL ({text}); runner works offline",
-                path=self.source,
-                hint="download the file into the package and refer to it by a relative path",
-            )
-        path = Path(text)
-        if not path.is_absolute():
-            path = self.root / path
+        path = safety.inside_package(self.root, source, what=what, source=self.source)
         verify_sha256(path, sha256, what=what)
         return path
 
@@ -278,14 +270,18 @@ def _runner_config(descr, source: Path) -> RunnerConfig | None:
 
 
 def _original_format_version(rdf: Path) -> str:
-    import yaml
-
-    try:
-        data = yaml.safe_load(rdf.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read the model description ({exc})", path=rdf) from None
+    """The rdf's format version, read through the gate's YAML limits (no alias bombs) before bioimageio.spec
+    sees the file; descriptions of other types (dataset, application) are refused here."""
+    data = safety.load_yaml(rdf, what="model description")
     if not isinstance(data, dict):
         raise UserError("the model description is not a YAML mapping", path=rdf)
+    kind = data.get("type")
+    if kind != "model":
+        raise UserError(
+            f"the description is of type {kind!r}, not a model",
+            path=rdf,
+            hint="runner runs bioimage.io model packages (type: model)",
+        )
     return str(data.get("format_version", ""))
 
 
@@ -326,7 +322,13 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
         if cleanup is not None:
             cleanup()
         raise
-    inputs, outputs = _tensor_infos(descr)
+    try:
+        inputs, outputs = _tensor_infos(descr)
+        safety.check_package(rdf.parent, descr, source=source, inputs=inputs, outputs=outputs)
+    except BaseException:
+        if cleanup is not None:
+            cleanup()
+        raise
     formats = tuple(f for f in KNOWN_WEIGHT_FORMATS if getattr(descr.weights, f, None) is not None)
     pkg = Package(
         descr=descr,

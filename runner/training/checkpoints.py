@@ -87,10 +87,10 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holding objects weights_only refuses
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "error:" in ln.lower()), lines[0] if lines else "")
+        from runner.safety.trust import describe_load_error
+
         raise UserError(
-            f"cannot read checkpoint ({type(exc).__name__}: {detail[:200]})",
+            f"cannot read checkpoint ({describe_load_error(exc)})",
             path=path,
             hint="is it a checkpoint written by `runner train`?",
         ) from None
