@@ -82,10 +82,15 @@ class PackageReport:
 
 
 def read_rdf(source: Path) -> dict:
-    """The rdf mapping of a package zip, folder or rdf file; :class:`UserError` for unreadable input."""
+    """The rdf mapping of a package zip, folder or rdf file; :class:`UserError` for unreadable input.
+
+    The text goes through the gate's YAML limits (no alias bombs) before it is parsed.
+    """
     import yaml
 
     from runner.inference.package import RDF_NAMES
+    from runner.safety import load_yaml
+    from runner.safety.yamlguard import MAX_YAML_BYTES
 
     source = Path(source)
     if not source.exists():
@@ -95,7 +100,7 @@ def read_rdf(source: Path) -> dict:
             rdf = next((source / n for n in RDF_NAMES if (source / n).is_file()), None)
             if rdf is None:
                 raise UserError("no rdf.yaml or bioimageio.yaml in the folder", path=source)
-            text = rdf.read_text(encoding="utf-8")
+            data = load_yaml(rdf, what="model description")
         elif zipfile.is_zipfile(source):
             with zipfile.ZipFile(source) as zf:
                 name = next((n for n in RDF_NAMES if n in zf.namelist()), None)
@@ -103,19 +108,65 @@ def read_rdf(source: Path) -> dict:
                     raise UserError(
                         "the zip holds no rdf.yaml or bioimageio.yaml at its top level", path=source
                     )
+                if zf.getinfo(name).file_size > MAX_YAML_BYTES:
+                    raise UserError(f"the zip's {name} is larger than {MAX_YAML_BYTES} bytes", path=source)
                 text = zf.read(name).decode("utf-8")
+            data = load_yaml(source, text=text, what="model description")
         elif source.suffix.lower() == ".zip":
             raise UserError("not a readable zip file", path=source, hint="is the download complete?")
         else:
-            text = source.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+            data = load_yaml(source, what="model description")
     except (OSError, UnicodeDecodeError, yaml.YAMLError, zipfile.BadZipFile) as exc:
         raise UserError(
             f"cannot read the package ({type(exc).__name__}: {str(exc)[:200]})", path=source
         ) from None
     if not isinstance(data, dict) or data.get("type") != "model":
-        raise UserError("not a bioimage.io model description (type: model)", path=source)
+        kind = data.get("type") if isinstance(data, dict) else None
+        raise UserError(
+            f"the description is of type {kind!r}, not a model"
+            if kind
+            else "not a bioimage.io model description",
+            path=source,
+            hint="runner tests bioimage.io model packages (type: model)",
+        )
     return data
+
+
+def _find_rdf(folder: Path, source: Path) -> Path:
+    from runner.inference.package import _find_rdf as find
+
+    return find(folder, source)
+
+
+def _gate(source: Path, formats: list[str], trust_code: bool):
+    """Load the package through the gate (zip limits, files inside it, sizes) and inspect every weight file
+    that will be run without ``trust_code`` (TorchScript ops, ONNX external data) before any test runs it.
+
+    Returns the loaded package (its folder is what bioimageio.core tests), or None when the description does
+    not load (reported as a failed check by the tests themselves).
+    """
+    from runner.inference.package import InvalidDescription, load_package
+    from runner.safety import load_torchscript
+    from runner.safety.trust import check_onnx
+
+    try:
+        pkg = load_package(source)
+    except InvalidDescription:
+        return None
+    try:
+        for fmt in formats:
+            entry = pkg.weights_entry(fmt)
+            if entry is None:
+                continue
+            path = pkg.file(entry.source, sha256=entry.sha256, what=f"{fmt} weights")
+            if fmt == "torchscript" and not trust_code:
+                load_torchscript(path, trust_code=False, map_location="cpu")
+            elif fmt == "onnx":
+                check_onnx(path, root=pkg.root, source=source)
+    except BaseException:
+        pkg.close()
+        raise
+    return pkg
 
 
 def tolerance(rdf: dict) -> tuple[float, float, float]:
@@ -239,11 +290,18 @@ def check_package(
             "no weight format left to test", path=source, hint="add --trust-code or pick --weights"
         )
     devices = None if device in ("auto",) else [device.split(":")[0] if device.startswith("cuda") else device]
-    with known_github_users(github_users_of(rdf)) as unverified:
-        if unverified:
-            report.notes.append(f"GitHub user(s) {', '.join(unverified)} not verified (offline)")
-        if bioimageio:
-            report.checks += _core_checks(source, formats, devices, every=set(formats) == set(present))
-    if ours:
-        report.checks += _runner_checks(source, formats, tolerance(rdf), trust_code, device)
+    pkg = _gate(source, formats, trust_code)
+    try:
+        # bioimageio.core tests the folder our gate unpacked, never unzipping the archive itself
+        tested = source if pkg is None or source.suffix.lower() != ".zip" else _find_rdf(pkg.root, source)
+        with known_github_users(github_users_of(rdf)) as unverified:
+            if unverified:
+                report.notes.append(f"GitHub user(s) {', '.join(unverified)} not verified (offline)")
+            if bioimageio:
+                report.checks += _core_checks(tested, formats, devices, every=set(formats) == set(present))
+        if ours:
+            report.checks += _runner_checks(source, formats, tolerance(rdf), trust_code, device)
+    finally:
+        if pkg is not None:
+            pkg.close()
     return report

@@ -30,7 +30,9 @@ def compatible_content(descr) -> dict:
     data: dict[str, Any] = copy.deepcopy(dump_description(descr))
     data["format_version"] = COMPAT_FORMAT_VERSION
     if "covers" in data:
-        data["covers"] = [_source(c) for c in data["covers"]]
+        # covers bioimageio.spec generated into a temporary folder (a description without its own) are not
+        # part of the package: a published rdf refers only to files inside it
+        data["covers"] = [_source(c) for c in data["covers"] if not Path(_source(c)).is_absolute()]
     if data.get("documentation") is not None:
         data["documentation"] = _source(data["documentation"])
     for tensor in [*data.get("inputs", []), *data.get("outputs", [])]:

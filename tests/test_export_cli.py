@@ -135,7 +135,9 @@ def test_moved_data_needs_data_option(run2d, tmp_path):
         rdf = yaml.safe_load(zf.read("rdf.yaml"))
         assert "weights.onnx" not in zf.namelist()
     assert list(rdf["weights"]) == ["torchscript"] and "parent" not in rdf["weights"]["torchscript"]
-    assert rdf["config"]["runner"]["validation"]["source"] == str(moved / "val")
+    # a name, never the author's absolute path (issue 14: published packages do not name the machine)
+    assert rdf["config"]["runner"]["validation"]["source"] == "moved_data/val"
+    assert not str(rdf["config"]["runner"]["training"]["data_dir"]).startswith("/")
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -37,6 +37,10 @@ KNOWN_WEIGHT_FORMATS = (
 )
 
 
+class InvalidDescription(UserError):
+    """The rdf does not validate as a bioimage.io model (``runner test`` reports it as a failed check)."""
+
+
 @dataclass(frozen=True)
 class AxisInfo:
     """One axis of a model tensor."""
@@ -324,7 +328,7 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
         raise
     try:
         inputs, outputs = _tensor_infos(descr)
-        safety.check_package(rdf.parent, descr, source=source, inputs=inputs, outputs=outputs)
+        safety.check_package(rdf, source=source, inputs=inputs, outputs=outputs)
     except BaseException:
         if cleanup is not None:
             cleanup()
@@ -363,7 +367,7 @@ def _load_descr(rdf: Path, source: Path):
     try:
         descr = load_description(rdf, format_version="latest", perform_io_checks=False)
     except Exception as exc:  # bioimageio.spec raises for unreadable or unknown sources
-        raise UserError(
+        raise InvalidDescription(
             f"cannot load the model description ({type(exc).__name__}: {exc})", path=source
         ) from None
     if isinstance(descr, InvalidDescr) and _original_format_version(rdf).startswith(("0.3", "0.4")):
@@ -371,7 +375,7 @@ def _load_descr(rdf: Path, source: Path):
         if native is not None:
             return native
     if isinstance(descr, InvalidDescr):
-        raise UserError(
+        raise InvalidDescription(
             f"invalid bioimage.io description: {_format_invalid(descr)}",
             path=source,
             hint="check it with `bioimageio validate`",

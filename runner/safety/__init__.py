@@ -89,13 +89,13 @@ def minimum_input_bytes(inputs: Any, outputs: Any) -> int:
     return total
 
 
-def check_package(root: str | Path, descr: Any, *, source: str | Path, inputs: Any, outputs: Any) -> None:
+def check_package(rdf: str | Path, *, source: str | Path, inputs: Any, outputs: Any) -> None:
     """The checks every loaded package passes before anything of it is used.
 
     Parameters
     ----------
-    root : the package folder (unpacked zip or the rdf's folder).
-    descr : the bioimageio.spec description.
+    rdf : the package's description file; every file it refers to (as its author wrote it, not the
+        covers bioimageio.spec generates into a temporary folder) must lie in its folder.
     source : what the user gave, named in messages.
     inputs, outputs : the tensors (for the memory estimate of the smallest valid input).
 
@@ -106,7 +106,7 @@ def check_package(root: str | Path, descr: Any, *, source: str | Path, inputs: A
     UserError
         The smallest input the model accepts would not fit the memory budget.
     """
-    check_references(root, descr, source=source)
+    check_references(Path(rdf).parent, load_yaml(rdf, what="model description"), source=source)
     check_allocation(
         minimum_input_bytes(inputs, outputs),
         what="the smallest input the model accepts (with its outputs, float32)",

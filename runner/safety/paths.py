@@ -86,6 +86,13 @@ def _sources(obj: Any, seen: set[int]) -> list[Any]:
     for key, value in items:
         if key == "config":
             continue  # free-form metadata, not files
+        if key in ("architecture", "dependencies") and isinstance(value, str) and ":" in value:
+            # format 0.4: "unet.py:UNet" (a file; a dotted import path has no .py) and "conda:env.yaml"
+            head, tail = value.split(":", 1)
+            file_part = tail if key == "dependencies" else head
+            if key == "dependencies" or file_part.endswith(".py"):
+                found.append(file_part)
+            continue
         if key in _FILE_LISTS and isinstance(value, (list, tuple)):
             found += [v for v in value if isinstance(v, str)]
         if key in ("source", "documentation") and value is not None and not isinstance(value, (dict, list)):
