@@ -29,8 +29,16 @@ def synth_cmd(
     from runner.io import staged_dir
     from runner.synthetic import make_dataset
 
+    from runner.safety import check_output_dir, check_shape
+
     shape_t = parse_ints(shape, name="--shape", length=(ndim,))
     radius_t = parse_floats(radius, name="--radius", length=(2,))
+    _check_geometry(shape_t, radius_t)
+    # labels, image, distance maps and their index arrays of one image: about 48 bytes per pixel
+    check_shape(
+        shape_t or ((128, 128) if ndim == 2 else (48, 96, 96)), itemsize=48, what="one image", path=out
+    )
+    check_output_dir(out)
     if out.exists() and any(out.iterdir()):
         raise UserError("output folder exists and is not empty", path=out, hint="choose a new folder")
     with staged_dir(out) as stage:
@@ -45,3 +53,28 @@ def synth_cmd(
             seed=seed,
         )
     typer.echo(f"wrote {n_train} training and {n_val} validation {ndim}D images to {out}")
+
+
+def _check_geometry(shape: tuple[int, ...] | None, radius: tuple[float, ...] | None) -> None:
+    """--shape: whole numbers >= 8; --radius: 0 < min <= max, objects smaller than the image."""
+    import math
+
+    from runner.errors import UserError
+
+    if shape is not None and min(shape) < 8:
+        raise UserError(
+            f"--shape must be at least 8 pixels per axis, got {','.join(map(str, shape))}",
+            hint="e.g. --shape 128,128 or 48,96,96",
+        )
+    if radius is None:
+        return
+    lo, hi = radius
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi < lo:
+        raise UserError(
+            f"--radius takes MIN,MAX with 0 < MIN <= MAX, got {lo:g},{hi:g}", hint="e.g. --radius 6,10"
+        )
+    if shape is not None and 2 * hi >= min(shape):
+        raise UserError(
+            f"--radius {hi:g} is too large for --shape {','.join(map(str, shape))}: objects must fit",
+            hint="use a radius below half the smallest side",
+        )

@@ -68,6 +68,9 @@ def targets_cmd(
     ga_options = GradientAnomalyOptions(
         window_size=ga_window, ga_factor=ga_factor, overlap_highlight=overlap_highlight
     )
+    from runner.safety import check_output_dir, check_shape
+
+    check_output_dir(out)
     splits = {name: find_pairs(path) for name, path in find_splits(data_dir).items()}
     specs = channel_specs(code, options)
     total = sum(len(p) for p in splits.values())
@@ -78,6 +81,11 @@ def targets_cmd(
                 folder.mkdir(parents=True, exist_ok=True)
                 for pair in pairs:
                     image = read_image(pair.image, axes=axes)
+                    check_shape(
+                        (len(specs) + 2, *image.data.shape[1:]),
+                        what=f"the {len(specs)} target channels of the image",
+                        path=pair.image,
+                    )
                     labels = read_target_labels(pair.labels, image, overlapping=overlapping)
                     channels = target.build(labels, options, overlapping=overlapping)
                     axes_out = "czyx" if channels.ndim == 4 else "cyx"

@@ -46,7 +46,7 @@ def decode_rle(counts: list[int] | str, height: int, width: int) -> np.ndarray:
     if isinstance(counts, str):
         counts = _decode_counts_string(counts)
     runs = np.asarray(counts, dtype=np.int64)
-    if runs.sum() != height * width:
+    if runs.ndim != 1 or (runs < 0).any() or runs.sum() != height * width:
         raise ValueError(f"RLE covers {runs.sum()} pixels, expected {height * width}")
     values = np.zeros(len(runs), bool)
     values[1::2] = True
@@ -88,19 +88,61 @@ def rasterize_polygons(polygons: list[list[float]], height: int, width: int) -> 
     return mask
 
 
-def read_coco(path: str | Path) -> list[CocoImage]:
-    """All annotated images of a COCO instances file (``iscrowd`` annotations included as masks)."""
-    path = Path(path)
+def _image_size(im: dict, path: Path) -> tuple[int, int]:
+    """``(height, width)`` of a COCO image entry: positive whole numbers, else a :class:`UserError`."""
+    sizes = []
+    for key in ("height", "width"):
+        value = im.get(key)
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number == number or number != int(number) or number < 1 or isinstance(value, bool):
+            raise UserError(
+                f"image {im.get('id')} ({im.get('file_name')}) has {key} {value!r}; "
+                "expected a positive whole number of pixels",
+                path=path,
+                hint="fix the images entry of the COCO file",
+            )
+        sizes.append(int(number))
+    return sizes[0], sizes[1]
+
+
+def _load(path: Path) -> tuple[dict, list]:
     try:
+        size = path.stat().st_size
+        if size > 4 * 1024**3:
+            raise UserError(f"the COCO file is {size} bytes; refusing to parse more than 4 GiB", path=path)
         doc = json.loads(path.read_text(encoding="utf-8"))
         images = {im["id"]: im for im in doc["images"]}
         annotations = doc.get("annotations", [])
+        if not isinstance(annotations, list) or not all(isinstance(im, dict) for im in images.values()):
+            raise TypeError("images and annotations must be lists of objects")
+        if not all(isinstance(a, dict) for a in annotations):
+            raise TypeError("annotations must be objects")
     except FileNotFoundError:
         raise UserError("file not found", path=path) from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"cannot read the COCO file ({exc})", path=path) from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(
-            f"not a COCO instances file ({exc})", path=path, hint="expected keys images, annotations"
-        ) from exc
+            f"not a COCO instances file ({type(exc).__name__}: {exc})",
+            path=path,
+            hint="expected keys images, annotations",
+        ) from None
+    return images, annotations
+
+
+def read_coco(path: str | Path) -> list[CocoImage]:
+    """All annotated images of a COCO instances file (``iscrowd`` annotations included as masks).
+
+    Image sizes are checked (positive whole numbers) and the masks' memory is estimated against the
+    budget of :mod:`runner.safety.budget` before any mask is allocated.
+    """
+    from runner.safety import check_shape
+
+    path = Path(path)
+    images, annotations = _load(path)
     per_image: dict[int, list[dict]] = {i: [] for i in images}
     for ann in annotations:
         if ann.get("image_id") not in per_image:
@@ -108,25 +150,40 @@ def read_coco(path: str | Path) -> list[CocoImage]:
                 f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}", path=path
             )
         per_image[ann["image_id"]].append(ann)
-    out = []
-    for image_id, im in images.items():
-        h, w = int(im["height"]), int(im["width"])
-        masks, cats = [], []
-        for ann in per_image[image_id]:
-            seg = ann.get("segmentation")
-            try:
-                if isinstance(seg, dict):
-                    size = seg.get("size", [h, w])
-                    mask = decode_rle(seg["counts"], int(size[0]), int(size[1]))
-                elif isinstance(seg, list):
-                    mask = rasterize_polygons(seg, h, w)
-                else:
-                    continue
-            except (ValueError, KeyError) as exc:
-                raise UserError(f"annotation {ann.get('id')}: bad segmentation ({exc})", path=path) from exc
-            if mask.any():
-                masks.append(mask)
-                cats.append(int(ann.get("category_id", 1)))
-        stack = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-        out.append(CocoImage(file_name=im["file_name"], masks=stack, categories=np.asarray(cats, np.int64)))
-    return out
+    sizes = {image_id: _image_size(im, path) for image_id, im in images.items()}
+    for image_id, (h, w) in sizes.items():  # masks (bool) + the label image (uint32) of the largest image
+        check_shape(
+            (len(per_image[image_id]) + 8, h, w),
+            itemsize=1,
+            what=f"the masks of COCO image {images[image_id].get('file_name')!r}",
+            path=path,
+        )
+    return [_coco_image(im, sizes[image_id], per_image[image_id], path) for image_id, im in images.items()]
+
+
+def _coco_image(im: dict, size: tuple[int, int], annotations: list[dict], path: Path) -> CocoImage:
+    h, w = size
+    masks, cats = [], []
+    for ann in annotations:
+        seg = ann.get("segmentation")
+        try:
+            if isinstance(seg, dict):
+                rle_size = seg.get("size", [h, w])
+                if [int(rle_size[0]), int(rle_size[1])] != [h, w]:
+                    raise ValueError(f"RLE size {rle_size} differs from the image's {h}x{w}")
+                mask = decode_rle(seg["counts"], h, w)
+            elif isinstance(seg, list):
+                mask = rasterize_polygons(seg, h, w)
+            else:
+                continue
+            category = int(ann.get("category_id", 1))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"annotation {ann.get('id')}: bad segmentation ({exc})", path=path) from None
+        if mask.any():
+            masks.append(mask)
+            cats.append(category)
+    stack = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+    name = im.get("file_name")
+    if not isinstance(name, str) or not name:
+        raise UserError(f"image {im.get('id')} has no file_name", path=path)
+    return CocoImage(file_name=name, masks=stack, categories=np.asarray(cats, np.int64))

@@ -148,7 +148,9 @@ def _open_array(path: Path):
 
             with tifffile.TiffFile(path) as tif:
                 axes, resolution = _tiff_axes_and_resolution(tif)
-                data = tif.series[0].asarray()
+                series = tif.series[0]
+                check_image_size(series.shape, series.dtype, path)  # from the header, before allocating
+                data = series.asarray()
             return data, axes, resolution
         if suffix == ".zarr":
             from runner.io.zarr_io import open_zarr
@@ -162,6 +164,8 @@ def _open_array(path: Path):
         if suffix in (".png", ".jpg", ".jpeg", ".bmp"):
             import imageio.v3 as iio
 
+            props = iio.improps(path)  # the header only
+            check_image_size(props.shape, props.dtype, path)
             data = iio.imread(path)
             return data, ("yxc" if data.ndim == 3 else "yx"), None
     except UserError:
@@ -177,11 +181,37 @@ def _open_array(path: Path):
     )
 
 
+def check_image_size(shape, dtype, path: Path) -> None:
+    """Refuse complex images, and images whose pixels (as stored, then as float32) exceed the memory budget.
+
+    Called with the shape and dtype from the file's header, before the pixels are read.
+    """
+    from runner.safety import check_shape
+
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise UserError(
+            f"the image has complex values ({dtype}); runner reads real-valued images",
+            path=path,
+            hint="save the magnitude (abs) or the real part as a real-valued image",
+        )
+    if dtype.kind not in "biuf":
+        raise UserError(f"the image has unsupported pixel type {dtype}", path=path)
+    check_shape(
+        shape,
+        itemsize=dtype.itemsize + 8,  # as stored + float32 copy + float32 engine image
+        what=f"reading the {dtype} image",
+        path=path,
+        hint="crop or downsample it, or open it lazily as OME-Zarr",
+    )
+
+
 def read_array(path: str | Path, *, axes: str | None = None) -> tuple[np.ndarray, ImageInfo]:
     """Read a file as stored, with its axes resolved (override > metadata > guess)."""
     path = Path(path)
     data, file_axes, resolution = _open_array(path)
     shape = tuple(int(n) for n in data.shape)
+    check_image_size(shape, data.dtype, path)  # zarr and npy are still lazy here
     if axes is not None:
         axes = normalize_axes(axes)
         if len(axes) != len(shape):

@@ -27,9 +27,10 @@ CheckFn = Callable[[np.ndarray, Any], None]
 
 
 class Params(BaseModel):
-    """Base for post-processor and filter params: unknown keys are rejected, assignments validated."""
+    """Base for post-processor and filter params: unknown keys are rejected, assignments validated, and NaN or
+    infinite numbers refused (``th_binary=nan`` would compare false everywhere and land in JSON as NaN)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,18 @@ def check_patch(patch, ndim: int | None = None) -> tuple[int, ...]:
             f"patch shape {shape} is {len(shape)}D but the data is {ndim}D",
             hint=f"give {ndim} sizes, e.g. {','.join(['9'] * ndim)}",
         )
+    from runner.safety import check_shape
+
+    # one channel per offset: the offset table alone, before any image, must fit the memory budget
+    k = 1
+    for p in shape:
+        k *= p
+    check_shape(
+        (k, 2 * len(shape) + 1),
+        itemsize=8,
+        what=f"the {k} channels of the PPP patch {shape}",
+        hint="PatchPerPix patches are small windows such as 25,25 or 9,9,9",
+    )
     return shape
 
 
