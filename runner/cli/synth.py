@@ -27,9 +27,8 @@ def synth_cmd(
     """
     from runner.errors import UserError
     from runner.io import staged_dir
-    from runner.synthetic import make_dataset
-
     from runner.safety import check_output_dir, check_shape
+    from runner.synthetic import make_dataset
 
     shape_t = parse_ints(shape, name="--shape", length=(ndim,))
     radius_t = parse_floats(radius, name="--radius", length=(2,))
