@@ -183,7 +183,6 @@ def predict_files(
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
     out = _check_destination(Path(out), pkg, options, post, gt)
     predictor = Predictor(pkg, options)
-    out.mkdir(exist_ok=True)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}
     with predictor, _Progress(len(jobs), enabled=options.progress, on_tiles=on_tiles) as progress:
@@ -200,11 +199,12 @@ def predict_files(
                 report.failures[job.name] = f"{type(exc).__name__}: {exc}"
                 report.tracebacks[job.name] = traceback.format_exc()
             progress.finish()
-    if gt is not None:
+    if gt is not None and report.done:
         report.summary = _write_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
     report.notes = list(predictor.notes)
-    _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
+    if report.done:  # nothing (not even the folder) is created when every image failed
+        _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
     if report.failures:
         raise PredictBatchError(report)
     return report
@@ -217,10 +217,11 @@ def _check_destination(out: Path, pkg: Package, options: PredictOptions, post: _
             "--gt evaluates instance labels, but --no-postprocess makes none",
             hint="drop --no-postprocess or --gt",
         )
-    if out.exists() and not out.is_dir():
-        raise UserError("output exists and is not a folder", path=out)
-    if not out.parent.exists():
-        raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
+    from runner.safety import check_output_dir, check_output_file
+
+    check_output_dir(out)  # not below a file, writable; run_config.json must be a file if present
+    if (out / "run_config.json").exists():
+        check_output_file(out / "run_config.json")
     _check_output_tensor(pkg, options)
     return out
 
@@ -250,6 +251,7 @@ def _read_inputs(job: Job, options: PredictOptions):
 
 def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
     """Predict one job, then write its files (all computed first: a failure leaves nothing of this image)."""
+    _check_job_outputs(job.name, out, options, post)
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
     outputs = predictor.predict(
@@ -279,6 +281,24 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
     return result
 
 
+def _check_job_outputs(name: str, out: Path, options: PredictOptions, post: _Post) -> None:
+    """Before any work on an image: none of its output files is an existing folder (never replaced)."""
+    from runner.safety import check_output_file
+
+    planned = []
+    if options.save_probabilities or post.choice is None:
+        planned.append(out / "probabilities" / f"{name}.tif")
+    if post.choice is not None:
+        planned.append(out / "instances" / f"{name}.tif")
+        if options.measure:
+            planned.append(out / "measurements" / f"{name}.csv")
+        if options.overlays:
+            planned.append(out / "overlays" / f"{name}.png")
+    for path in planned:
+        if path.exists():
+            check_output_file(path)
+
+
 def _write_overlay(out: Path, name: str, image: np.ndarray, labels, gt, metrics) -> None:
     from runner.viz import save_match_figure
 
@@ -294,6 +314,7 @@ def _write_outputs(
 ) -> None:
     from runner.io import write_image, write_labels, write_tiff
 
+    out.mkdir(exist_ok=True)  # created with the first image that succeeded
     if options.save_probabilities or post.choice is None:
         for oid, arr in outputs.items():
             sub = out / "probabilities" if len(outputs) == 1 else out / "probabilities" / oid

@@ -79,6 +79,20 @@ class InferenceOptions(BaseModel):
     def _device_text(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else str(value)
 
+    @field_validator("tile", mode="after")
+    @classmethod
+    def _tile_positive(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(v < 1 for v in value)):
+            raise ValueError(f"--tile sizes must be whole numbers >= 1 (or 'whole'), got {value}")
+        return value
+
+    @field_validator("halo", mode="after")
+    @classmethod
+    def _halo_not_negative(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(v < 0 for v in value):
+            raise ValueError(f"--halo must be 0 or more pixels per side, got {value}")
+        return value
+
     @field_validator("tile", "halo", mode="before")
     @classmethod
     def _one_or_per_axis(cls, value: Any) -> Any:

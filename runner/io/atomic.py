@@ -27,9 +27,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         from runner.errors import UserError
 
         raise UserError("the output folder does not exist", path=path.parent, hint="create it first")
+    from runner.safety import check_output_file
+
+    if not path.is_dir():
+        check_output_file(path)  # the folder is writable; nothing of the user's is in the way
     tmp = temp_sibling(path)
     try:
         yield tmp
+        if path.is_dir() and not path.is_symlink() and not tmp.is_dir():
+            check_output_file(path)  # a folder where a file goes: refused, never deleted
         if path.is_dir() and tmp.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -66,6 +72,9 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
         from runner.errors import UserError
 
         raise UserError("output exists and is not a folder", path=out)
+    from runner.safety import check_output_dir, check_output_file
+
+    check_output_dir(out)
     tmp = temp_sibling(out)
     tmp.mkdir()
     try:
@@ -73,13 +82,15 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
         if not out.exists():
             os.replace(tmp, out)
             return
-        for src in sorted(tmp.rglob("*")):
-            if src.is_dir():
-                continue
-            dst = out / src.relative_to(tmp)
+        moves = [(src, out / src.relative_to(tmp)) for src in sorted(tmp.rglob("*")) if not src.is_dir()]
+        for _, dst in moves:  # every conflict found before anything moves: all or nothing
+            for parent in dst.relative_to(out).parents:
+                if (out / parent).exists() and not (out / parent).is_dir():
+                    check_output_dir(out / parent)
+            if dst.exists():
+                check_output_file(dst)
+        for src, dst in moves:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if dst.is_dir():
-                shutil.rmtree(dst)
             os.replace(src, dst)
     finally:
         if tmp.exists():
