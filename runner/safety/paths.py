@@ -68,22 +68,22 @@ def inside_package(
 _FILE_LISTS = ("covers", "test_inputs", "test_outputs", "sample_inputs", "sample_outputs", "files")
 
 
-def _sources(obj: Any, seen: set[int]) -> list[Any]:
-    """Every ``source`` value of file descriptions in a bioimageio.spec node or a plain mapping."""
+def _sources(obj: Any, where: str, seen: set[int]) -> list[tuple[str, Any]]:
+    """``(field, source)`` of every file a bioimageio.spec node or a plain rdf mapping refers to."""
     if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool)):
         return []
     seen.add(id(obj))
-    found: list[Any] = []
+    found: list[tuple[str, Any]] = []
     if isinstance(obj, dict):
-        items = list(obj.items())
+        items = [(str(k), v) for k, v in obj.items()]
     elif isinstance(obj, (list, tuple)):
-        items = list(enumerate(obj))
+        items = [(str(i), v) for i, v in enumerate(obj)]
     elif hasattr(type(obj), "model_fields"):
-        names = list(type(obj).model_fields)
-        items = [(n, getattr(obj, n, None)) for n in names]
+        items = [(n, getattr(obj, n, None)) for n in type(obj).model_fields]
     else:
         return []
     for key, value in items:
+        field = f"{where}.{key}" if where else key
         if key == "config":
             continue  # free-form metadata, not files
         if key in ("architecture", "dependencies") and isinstance(value, str) and ":" in value:
@@ -91,15 +91,15 @@ def _sources(obj: Any, seen: set[int]) -> list[Any]:
             head, tail = value.split(":", 1)
             file_part = tail if key == "dependencies" else head
             if key == "dependencies" or file_part.endswith(".py"):
-                found.append(file_part)
+                found.append((field, file_part))
             continue
         if key in _FILE_LISTS and isinstance(value, (list, tuple)):
-            found += [v for v in value if isinstance(v, str)]
+            found += [(f"{field}.{i}", v) for i, v in enumerate(value) if isinstance(v, str)]
         if key in ("source", "documentation") and value is not None and not isinstance(value, (dict, list)):
             if not hasattr(type(value), "model_fields") or hasattr(value, "path"):
-                found.append(value)
+                found.append((field, value))
                 continue
-        found += _sources(value, seen)
+        found += _sources(value, field, seen)
     return found
 
 
@@ -109,17 +109,12 @@ def referenced_files(descr: Any) -> list[str]:
     ``descr`` is a bioimageio.spec description or the rdf mapping; remote and absolute references are
     returned as written (check them with :func:`inside_package`).
     """
-    out: list[str] = []
-    for ref in _sources(descr, set()):
-        text = str(getattr(ref, "path", ref))
-        if text and text not in out:
-            out.append(text)
-    return out
+    return list(dict.fromkeys(str(getattr(ref, "path", ref)) for _, ref in _sources(descr, "", set())))
 
 
 def check_references(root: str | Path, descr: Any, *, source: str | Path | None = None) -> list[Path]:
-    """:func:`inside_package` for every file ``descr`` refers to; the resolved paths."""
-    return [inside_package(root, ref, what="file", source=source) for ref in referenced_files(descr)]
+    """:func:`inside_package` for every file ``descr`` refers to (named by its field); the resolved paths."""
+    return [inside_package(root, ref, what=field, source=source) for field, ref in _sources(descr, "", set())]
 
 
 _ABSOLUTE = re.compile(r"^(/|~[/\\]|[A-Za-z]:[/\\]|\\\\)")

@@ -104,12 +104,18 @@ def _walk(block: Any) -> Iterator[Any]:
 
 
 def _graphs(module: Any) -> Iterator[tuple[str, Any]]:
-    for mod_name, sub in module.named_modules():
-        c = sub._c
-        for method in c._method_names():
-            yield f"{mod_name or 'model'}.{method}", c._get_method(method).inlined_graph
-        for hook in [*c._get_forward_pre_hooks(), *c._get_forward_hooks()]:
-            yield f"{mod_name or 'model'}.{hook.name}", hook.graph
+    """Every method's own graph of every submodule (so a refusal names where the op is), then the inlined
+    graphs, which add the script functions and classes those methods call."""
+    modules = list(module.named_modules())
+    for inlined in (False, True):
+        for mod_name, sub in modules:
+            c = sub._c
+            for method in c._method_names():
+                m = c._get_method(method)
+                yield f"{mod_name or 'model'}.{method}", m.inlined_graph if inlined else m.graph
+            if not inlined:
+                for hook in [*c._get_forward_pre_hooks(), *c._get_forward_hooks()]:
+                    yield f"{mod_name or 'model'}.{hook.name}", hook.graph
 
 
 def _call_target_ok(node: Any) -> bool:
@@ -126,8 +132,8 @@ def inspect_torchscript(module: Any, *, path: str | Path) -> None:
     for where, graph in _graphs(module):
         for node in _walk(graph):
             kind = node.kind()
-            if kind == "prim::CallMethod" and _call_target_ok(node):
-                continue
+            if kind in ("prim::CallMethod", "prim::CallFunction") and _call_target_ok(node):
+                continue  # the callee's own graph is inspected too (its module, or the inlined pass)
             if not op_allowed(kind):
                 raise UntrustedCode(
                     f"the TorchScript graph calls {kind} (in {where}), which is not a tensor op: "
