@@ -106,8 +106,10 @@ def load_recipe(path: str | Path, *, overrides: dict | None = None) -> Recipe:
             path=path,
             hint="give a YAML file such as model_specs/unet2d_bcd_nuclei.yaml",
         )
+    from runner.safety import read_yaml_text
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_yaml_text(path, what="recipe"))  # alias bombs refused before parsing
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
