@@ -65,7 +65,8 @@ def _output_names(file_names: list[str], source: Path, *, keep_folders: bool) ->
     from runner.errors import UserError
     from runner.io import stem
 
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, str] = {}
     for file_name in file_names:
         parts = [p for p in PurePosixPath(file_name.replace("\\", "/")).parts if p not in ("/", "..", ".")]
         parts = [p for p in parts if not p.endswith(":")]  # drive letters
