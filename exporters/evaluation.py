@@ -94,13 +94,15 @@ def evaluate_package(
 
 def report_from_summary(summary: dict, *, names: list[str], source: str, role: str) -> ValidationReport:
     """A :class:`ValidationReport` from a ``summary.json`` mapping scored at :data:`THRESHOLDS`."""
+    from runner.metrics import metric_name
+
     pooled = summary["pooled"]
     rows = {float(r["iou"]): r for r in pooled["per_threshold"]}
     metrics: dict[str, float] = {}
     labels: dict[str, str] = {}
     for key, iou, text in HEADLINE:
-        metrics[f"{key}@{iou:g}"] = float(rows[iou][key])
-        labels[f"{key}@{iou:g}"] = text
+        metrics[metric_name(key, iou)] = float(rows[iou][key])
+        labels[metric_name(key, iou)] = text
     metrics["av_ap_50_90"] = float(pooled["av_ap_50_95_10"])
     labels["av_ap_50_90"] = "mean accuracy over IoU 0.5:0.1:0.9"
     metrics["av_ap_50_95"] = float(pooled["av_ap_50_95_05"])

@@ -21,41 +21,21 @@ import numpy as np
 from runner.errors import UserError
 
 if TYPE_CHECKING:
-    from runner.metrics import ImageMetrics
+    from runner.metrics import ImageMetrics, Metric
 
-METRICS = ("accuracy@0.5", "av_ap")
-"""``accuracy@0.5``: pooled accuracy TP/(TP+FP+FN) at IoU 0.5; ``av_ap``: its mean over IoU 0.5:0.1:0.9."""
+TUNING_METRICS = ("accuracy@0.5", "av_ap")
+"""Examples: any ``FIELD@IOU`` of :data:`runner.metrics.MATCHING_FIELDS` goes (pooled over the images), and
+``av_ap`` (the pooled accuracy averaged over IoU 0.5:0.1:0.9)."""
 
-_THRESHOLDS = {"accuracy@0.5": (0.5,), "av_ap": (0.5, 0.6, 0.7, 0.8, 0.9)}
 
-_UNIT = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+def tuning_metric(name: str):
+    """The :class:`runner.metrics.Metric` of ``runner tune --metric`` (``FIELD@IOU`` or ``av_ap``)."""
+    from runner.metrics import parse_metric
 
-SEARCH_SPACES: dict[str, dict[str, list]] = {
-    "watershed_bcd": {"th_distance": _UNIT, "th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
-    "watershed_bc": {"th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
-    "watershed_bcm": {"th_contour": _UNIT, "th_binary": _UNIT, "th_foreground": _UNIT},
-    "watershed_bcdv2": {
-        "th_distance": [0.0, *_UNIT],
-        "th_contour": _UNIT,
-        "th_binary": _UNIT,
-        "th_foreground": _UNIT,
-    },
-    "watershed_bp": {"th_point": _UNIT, "th_foreground": _UNIT},
-    "watershed_dv2": {"th_distance": [0.0, *_UNIT], "th_foreground": [-0.2, -0.1, -0.05, -0.02, 0.0, 0.05]},
-    "watershed_bdv2": {
-        "th_distance": [0.0, *_UNIT],
-        "th_binary": _UNIT,
-        "th_foreground": [-0.2, -0.1, -0.05, -0.02, 0.0, 0.05],
-    },
-    "fg_watershed": {
-        "threshold": _UNIT,
-        "min_distance": [2.0, 3.0, 4.0, 6.0, 8.0, 12.0],
-        "smooth_distance": [0.0, 1.0, 2.0, 3.0],
-        "min_height": [0.5, 1.0, 2.0, 3.0, 4.0],
-    },
-    "threshold_cc": {"threshold": _UNIT, "smooth": [0.0, 1.0, 2.0]},
-    "patchperpix": {"threshold": [0.5, 0.6, 0.7, 0.8, 0.9], "fg_threshold": _UNIT},
-}
+    try:
+        return parse_metric(name, allow=("av_ap",))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 @dataclass
@@ -90,16 +70,15 @@ class TuneResult:
 
 
 def search_space(method: str, params_model, *, overrides: dict[str, list] | None = None) -> dict[str, list]:
-    """Values to try per parameter: the built-in space of ``method`` (or one over its ``th*``/``threshold``
-    params), with ``overrides`` replacing or adding parameters. Unknown parameter names are refused."""
-    space = dict(
-        SEARCH_SPACES.get(method)
-        or {
-            name: list(_UNIT)
-            for name in params_model.model_fields
-            if name.startswith("th") or name == "threshold"
-        }
-    )
+    """Values to try per parameter: the grid declared beside the params (``params_model.tuning_grid``), else
+    one over its ``th*``/``threshold`` params, with ``overrides`` replacing or adding parameters. Unknown
+    parameter names are refused."""
+    from runner.postprocessing import UNIT_GRID
+
+    declared = getattr(params_model, "tuning_grid", None) or {
+        name: UNIT_GRID for name in params_model.model_fields if name.startswith("th") or name == "threshold"
+    }
+    space = {name: list(values) for name, values in declared.items()}
     for key, values in (overrides or {}).items():
         if key not in params_model.model_fields:
             raise UserError(
@@ -131,8 +110,8 @@ def _score_one(i: int, method: str, params: dict) -> ImageMetrics:
 class _Scorer:
     """Scores params on all images, in worker processes that inherit the predictions (fork)."""
 
-    def __init__(self, predictions, gts, method, metric, resolution, workers):
-        _WORK.update(predictions=predictions, gts=gts, thresholds=_THRESHOLDS[metric], resolution=resolution)
+    def __init__(self, predictions, gts, method, metric: Metric, resolution, workers):
+        _WORK.update(predictions=predictions, gts=gts, thresholds=metric.thresholds, resolution=resolution)
         self.method, self.metric, self.n = method, metric, len(predictions)
         self.pool = None
         if workers > 1 and self.n > 1 and hasattr(os, "fork"):
@@ -141,7 +120,7 @@ class _Scorer:
             self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
 
     def __call__(self, params: dict) -> dict[str, float]:
-        from runner.metrics import summarize
+        from runner.metrics import parse_metric, summarize
 
         args = [(i, self.method, params) for i in range(self.n)]
         if self.pool is None:
@@ -149,12 +128,9 @@ class _Scorer:
         else:
             metrics = list(self.pool.map(_score_one, *zip(*args, strict=True)))
         rows = summarize(metrics)["pooled"]["per_threshold"]
-        acc = {round(r["iou"], 3): r["accuracy"] for r in rows}
-        return (
-            {"accuracy@0.5": acc[0.5], "av_ap": float(np.mean(list(acc.values())))}
-            if self.metric == "av_ap"
-            else {"accuracy@0.5": acc[0.5]}
-        )
+        headline = parse_metric("accuracy@0.5")  # shown beside av_ap
+        shown = [headline] if 0.5 in self.metric.thresholds and self.metric != headline else []
+        return {m.name: m.from_rows(rows) for m in (*shown, self.metric)}
 
     def close(self) -> None:
         if self.pool is not None:
@@ -228,8 +204,7 @@ def tune(
     """
     from runner.postprocessing import get_postprocessor
 
-    if metric not in METRICS:
-        raise UserError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    parsed = tuning_metric(metric)
     if len(predictions) != len(ground_truths) or not predictions:
         raise UserError("tuning needs at least one prediction with its ground truth")
     processor = get_postprocessor(method)
@@ -248,7 +223,7 @@ def tune(
         list(predictions),
         list(ground_truths),
         method,
-        metric,
+        parsed,
         resolution,
         workers if workers is not None else min(2, os.cpu_count() or 1),
     )

@@ -147,6 +147,21 @@ def test_tta_tuned_package_predicts_with_tta_by_default(tmp_path):
     assert cfg["tuned_on"]["tta"] is True and cfg["test_time_augmentation"] is True
 
 
+def test_tune_on_a_field_at_iou(tmp_path):
+    out = tmp_path / "pq.zip"
+    res = run(
+        "tune", ZOO, "--data", EXAMPLES, "--postprocess", "threshold_cc", "--out", out, "-q",
+        "--metric", "panoptic_quality@0.6", "--max-images", "1", "--rounds", "1",
+        "--grid", "threshold=0.4,0.6", "--grid", "smooth=0",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "panoptic_quality@0.6: " in res.output
+    with zipfile.ZipFile(out) as zf:
+        cfg = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]
+    assert cfg["tuned_on"]["metric"] == "panoptic_quality@0.6"
+    assert cfg["tuned_on"]["n_trials"] == 3  # the start (0.5), 0.4, 0.6
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

@@ -71,6 +71,21 @@ def test_tune_in_worker_processes_matches_serial(noisy_bcd):
     assert [t.score for t in serial.trials] == [t.score for t in forked.trials]
 
 
+def test_tune_on_any_field_at_iou(noisy_bcd):
+    from runner.metrics import evaluate_image, summarize
+    from runner.postprocessing import run_postprocessor
+
+    preds, gts = noisy_bcd
+    grid = {"th_distance": [0.3, 0.6], "th_contour": [0.3], "th_binary": [0.5], "th_foreground": [0.5]}
+    result = tune(preds, gts, "watershed_bcd", metric="f1@0.7", grid=grid, workers=1)
+    assert all(set(t.scores) == {"f1@0.7"} for t in result.trials)
+    scored = [
+        evaluate_image(g, run_postprocessor("watershed_bcd", p, result.best_params), thresholds=(0.7,))
+        for p, g in zip(preds, gts, strict=True)
+    ]
+    assert result.best_score == summarize(scored)["pooled"]["per_threshold"][0]["f1"]
+
+
 def test_bad_requests():
     from runner.postprocessing import get_postprocessor
 

@@ -21,7 +21,10 @@ def tune_cmd(
         ..., "--out", "-o", help="New package (.zip or folder) carrying the tuned params."
     ),
     metric: str = typer.Option(
-        "accuracy@0.5", "--metric", help="accuracy@0.5 or av_ap (mean over IoU 0.5:0.9)."
+        "accuracy@0.5",
+        "--metric",
+        help="FIELD@IOU pooled over the images (accuracy@0.5, f1@0.7, panoptic_quality@0.5, ...) or av_ap "
+        "(accuracy averaged over IoU 0.5:0.1:0.9).",
     ),
     postprocess: str = typer.Option(
         None,
@@ -73,8 +76,16 @@ def tune_cmd(
     from runner.errors import UserError
     from runner.inference import load_package
     from runner.postprocessing import get_postprocessor
-    from runner.tuning import format_trials, predict_for_tuning, score_report, search_space, tune
+    from runner.tuning import (
+        format_trials,
+        predict_for_tuning,
+        score_report,
+        search_space,
+        tune,
+        tuning_metric,
+    )
 
+    tuning_metric(metric)  # a bad name fails before anything is predicted
     if not out.parent.exists():
         raise UserError("the output's parent folder does not exist", path=out.parent, hint="create it first")
     if out.exists() and not overwrite:

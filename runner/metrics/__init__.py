@@ -29,11 +29,13 @@ from runner.metrics.evaluate import (
     AVAP_05,
     AVAP_10,
     DEFAULT_THRESHOLDS,
+    EvaluationOptions,
     ImageMetrics,
     Matches,
     evaluate_image,
 )
 from runner.metrics.matching import ThresholdStats
+from runner.metrics.names import MATCHING_FIELDS, Metric, metric_name, parse_metric
 from runner.metrics.summary import summarize
 
 __all__ = [
@@ -44,10 +46,14 @@ __all__ = [
     "Criterion",
     "EvaluationOptions",
     "ImageMetrics",
+    "MATCHING_FIELDS",
     "Matches",
+    "Metric",
     "ThresholdStats",
     "evaluate_image",
     "get_criterion",
+    "metric_name",
+    "parse_metric",
     "register_criterion",
     "summarize",
 ]

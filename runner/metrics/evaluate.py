@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -83,6 +83,12 @@ class Matches:
     """Ids of the false positives."""
 
 
+_MEAN = {"summary": "mean"}
+"""An image-level metric averaged over images in ``per_image_mean``."""
+_TOTAL = {"summary": "total"}
+"""An image-level count summed over images."""
+
+
 @dataclass
 class ImageMetrics:
     """All metrics of one image. ``per_threshold`` follows the requested thresholds."""
@@ -90,17 +96,17 @@ class ImageMetrics:
     name: str | None
     criterion: str
     per_threshold: list[ThresholdStats]
-    av_ap_50_95_10: float
+    av_ap_50_95_10: float = field(metadata=_MEAN)
     """Mean accuracy (DSB "AP") over IoU 0.5, 0.6, ..., 0.9."""
-    av_ap_50_95_05: float
+    av_ap_50_95_05: float = field(metadata=_MEAN)
     """Mean accuracy over IoU 0.5, 0.55, ..., 0.95."""
-    aji: float
-    aji_plus: float
-    coco_map: float
+    aji: float = field(metadata=_MEAN)
+    aji_plus: float = field(metadata=_MEAN)
+    coco_map: float = field(metadata=_MEAN)
     """COCO mask mAP@[.5:.95] (no detection cap unless asked)."""
-    foreground_iou: float
-    n_splits: int
-    n_merges: int
+    foreground_iou: float = field(metadata=_MEAN)
+    n_splits: int = field(metadata=_TOTAL)
+    n_merges: int = field(metadata=_TOTAL)
     n_true: int
     n_pred: int
     all_thresholds: dict[float, ThresholdStats] = field(repr=False, default_factory=dict)
@@ -120,7 +126,7 @@ class ImageMetrics:
     def at(self, threshold: float) -> ThresholdStats:
         """The stats at ``threshold`` (any of :attr:`all_thresholds`)."""
         try:
-            return self.all_thresholds[_key(threshold)]
+            return self.all_thresholds[threshold_key(threshold)]
         except KeyError:
             raise KeyError(
                 f"threshold {threshold} was not evaluated; available: {sorted(self.all_thresholds)}"
@@ -128,7 +134,7 @@ class ImageMetrics:
 
     def matches(self, threshold: float) -> Matches:
         """Matched pairs ``(gt id, pred id, score)`` and unmatched ids at ``threshold``."""
-        key = _key(threshold)
+        key = threshold_key(threshold)
         if key not in self._tp:
             raise KeyError(f"no matches kept for threshold {threshold}; available: {sorted(self._tp)}")
         rows, cols, scores = self._tp[key]
@@ -149,38 +155,21 @@ class ImageMetrics:
 
     def as_row(self) -> dict:
         """Flat ``{column: value}`` for ``metrics_per_image.csv`` (per-threshold columns as ``name@t``)."""
+        from runner.metrics.names import PER_IMAGE_COLUMNS, metric_name
+
         row = {"image": self.name, "n_true": self.n_true, "n_pred": self.n_pred}
-        for key in (
-            "av_ap_50_95_10",
-            "av_ap_50_95_05",
-            "aji",
-            "aji_plus",
-            "coco_map",
-            "foreground_iou",
-            "n_splits",
-            "n_merges",
-        ):
-            row[key] = getattr(self, key)
+        row.update({key: getattr(self, key) for key in IMAGE_FIELDS})
         for s in self.per_threshold:
-            for key in (
-                "accuracy",
-                "precision",
-                "recall",
-                "f1",
-                "panoptic_quality",
-                "sq",
-                "rq",
-                "mean_matched_iou",
-                "mean_true_score",
-                "tp",
-                "fp",
-                "fn",
-            ):
-                row[f"{key}@{s.iou:g}"] = getattr(s, key)
+            row.update({metric_name(key, s.iou): getattr(s, key) for key in PER_IMAGE_COLUMNS})
         return row
 
 
-def _key(threshold: float) -> float:
+IMAGE_FIELDS = tuple(f.name for f in fields(ImageMetrics) if f.metadata.get("summary"))
+"""Image-level metrics (``av_ap_50_95_10`` ... ``n_merges``) in every table and summary."""
+MEAN_IMAGE_FIELDS = tuple(f.name for f in fields(ImageMetrics) if f.metadata.get("summary") == "mean")
+
+
+def threshold_key(threshold: float) -> float:
     return round(float(threshold), 9)
 
 
@@ -260,7 +249,7 @@ def evaluate_image(
     pairs = PairScores(
         scored.rows, scored.cols, score, score.astype(np.dtype(score_dtype)), ov.n_true, ov.n_pred
     )
-    computed = {_key(t): t for t in (*AVAP_05, *thresholds)}  # the user's value wins for equal keys
+    computed = {threshold_key(t): t for t in (*AVAP_05, *thresholds)}  # the user's value wins for equal keys
     stats: dict[float, ThresholdStats] = {}
     kept: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for key, t in sorted(computed.items()):
@@ -277,9 +266,9 @@ def evaluate_image(
     return ImageMetrics(
         name=name,
         criterion=crit.name,
-        per_threshold=[stats[_key(t)] for t in thresholds],
-        av_ap_50_95_10=float(np.mean([stats[_key(t)].accuracy for t in AVAP_10])),
-        av_ap_50_95_05=float(np.mean([stats[_key(t)].accuracy for t in AVAP_05])),
+        per_threshold=[stats[threshold_key(t)] for t in thresholds],
+        av_ap_50_95_10=float(np.mean([stats[threshold_key(t)].accuracy for t in AVAP_10])),
+        av_ap_50_95_05=float(np.mean([stats[threshold_key(t)].accuracy for t in AVAP_05])),
         aji=aji_c.value,
         aji_plus=ajip_c.value,
         coco_map=coco_map([record]),

@@ -19,9 +19,13 @@ Scores are compared and summed in the same precision as StarDist (``float32`` by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+_COUNT = {"role": "count", "summary": True}
+_RATIO = {"role": "ratio", "summary": True}
+_RATIO_DETAIL = {"role": "ratio"}
 
 
 @dataclass
@@ -46,30 +50,66 @@ class PairScores:
 class ThresholdStats:
     """Detection statistics at one threshold (ratios with a zero denominator are 0, as in StarDist)."""
 
-    iou: float
+    iou: float = field(metadata={"role": "threshold", "summary": True})
     """The threshold on the matching criterion (named ``iou`` as in ``summary.json``)."""
-    tp: int
-    fp: int
-    fn: int
-    precision: float
-    recall: float
-    accuracy: float
+    tp: int = field(metadata=_COUNT)
+    fp: int = field(metadata=_COUNT)
+    fn: int = field(metadata=_COUNT)
+    precision: float = field(metadata=_RATIO)
+    recall: float = field(metadata=_RATIO)
+    accuracy: float = field(metadata=_RATIO)
     """TP / (TP + FP + FN): the DSB2018 / PatchPerPix "average precision" at this threshold."""
-    f1: float
-    panoptic_quality: float
+    f1: float = field(metadata=_RATIO)
+    panoptic_quality: float = field(metadata=_RATIO)
     """PQ = SQ * RQ (Kirillov et al. 2019)."""
-    sq: float
+    sq: float = field(metadata=_RATIO_DETAIL)
     """Segmentation quality: mean score of the matched pairs."""
-    rq: float
+    rq: float = field(metadata=_RATIO_DETAIL)
     """Recognition quality: TP / (TP + FP/2 + FN/2), equal to F1."""
-    mean_matched_iou: float
+    mean_matched_iou: float = field(metadata=_RATIO)
     """Mean score of the true-positive pairs (StarDist's ``mean_matched_score``)."""
-    mean_true_score: float
+    mean_true_score: float = field(metadata=_RATIO_DETAIL)
     """Sum of the true-positive scores over the number of ground-truth objects."""
-    n_true: int
-    n_pred: int
-    sum_matched_iou: float
+    n_true: int = field(metadata={"role": "size"})
+    n_pred: int = field(metadata={"role": "size"})
+    sum_matched_iou: float = field(metadata={"role": "internal"})
     """Sum of the true-positive scores (for pooling over images)."""
+
+    @classmethod
+    def from_counts(
+        cls,
+        threshold: float,
+        *,
+        tp: int,
+        n_true: int,
+        n_pred: int,
+        total: float,
+        mean_true: float | None = None,
+    ) -> ThresholdStats:
+        """The statistics from the matched count and score sum (StarDist's formulas; a ratio with a zero
+        denominator is 0). ``mean_true`` overrides ``total / n_true`` (a per-image value divides in the
+        working precision, as StarDist does)."""
+        fp, fn = n_pred - tp, n_true - tp
+        mean_matched = _safe_divide(total, tp)
+        f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+        return cls(
+            iou=float(threshold),
+            tp=tp,
+            fp=fp,
+            fn=fn,
+            precision=_ratio(tp, tp + fp),
+            recall=_ratio(tp, tp + fn),
+            accuracy=_ratio(tp, tp + fp + fn),
+            f1=f1,
+            panoptic_quality=float(_safe_divide(total, tp + fp / 2 + fn / 2)),
+            sq=float(mean_matched),
+            rq=f1,
+            mean_matched_iou=float(mean_matched),
+            mean_true_score=float(_safe_divide(total, n_true) if mean_true is None else mean_true),
+            n_true=n_true,
+            n_pred=n_pred,
+            sum_matched_iou=total,
+        )
 
 
 def _safe_divide(x, y, eps: float = 1e-10):
@@ -147,58 +187,25 @@ def _solve_component(pairs: PairScores, edges: np.ndarray, threshold: float, n_m
 def threshold_stats(pairs: PairScores, tp_pairs: np.ndarray, threshold: float) -> ThresholdStats:
     """Statistics at ``threshold`` given the true-positive pairs from :func:`match` (StarDist's formulas)."""
     n_true, n_pred = pairs.n_true, pairs.n_pred
-    tp = len(tp_pairs)
-    fp, fn = n_pred - tp, n_true - tp
     # the sum is accumulated in the working precision; like StarDist, only mean_true_score divides in it
     total = np.sum(pairs.work[tp_pairs]) if min(n_true, n_pred) > 0 else 0.0
-    mean_true = _safe_divide(total, n_true)
-    total = float(total)
-    mean_matched = _safe_divide(total, tp)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    return ThresholdStats(
-        iou=float(threshold),
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        precision=_ratio(tp, tp + fp),
-        recall=_ratio(tp, tp + fn),
-        accuracy=_ratio(tp, tp + fp + fn),
-        f1=f1,
-        panoptic_quality=float(_safe_divide(total, tp + fp / 2 + fn / 2)),
-        sq=float(mean_matched),
-        rq=f1,
-        mean_matched_iou=float(mean_matched),
-        mean_true_score=float(mean_true),
+    return ThresholdStats.from_counts(
+        threshold,
+        tp=len(tp_pairs),
         n_true=n_true,
         n_pred=n_pred,
-        sum_matched_iou=total,
+        total=float(total),
+        mean_true=float(_safe_divide(total, n_true)),
     )
 
 
 def pooled_stats(stats: list[ThresholdStats], threshold: float) -> ThresholdStats:
     """Stats of several images at one threshold, pooled: TP/FP/FN and score sums added first."""
-    tp = sum(s.tp for s in stats)
-    fp = sum(s.fp for s in stats)
-    fn = sum(s.fn for s in stats)
-    n_true = sum(s.n_true for s in stats)
     total = float(np.sum([s.sum_matched_iou for s in stats], dtype=np.float64)) if stats else 0.0
-    mean_matched = _safe_divide(total, tp)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    return ThresholdStats(
-        iou=float(threshold),
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        precision=_ratio(tp, tp + fp),
-        recall=_ratio(tp, tp + fn),
-        accuracy=_ratio(tp, tp + fp + fn),
-        f1=f1,
-        panoptic_quality=float(_safe_divide(total, tp + fp / 2 + fn / 2)),
-        sq=float(mean_matched),
-        rq=f1,
-        mean_matched_iou=float(mean_matched),
-        mean_true_score=float(_safe_divide(total, n_true)),
-        n_true=n_true,
+    return ThresholdStats.from_counts(
+        threshold,
+        tp=sum(s.tp for s in stats),
+        n_true=sum(s.n_true for s in stats),
         n_pred=sum(s.n_pred for s in stats),
-        sum_matched_iou=total,
+        total=total,
     )

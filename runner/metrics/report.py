@@ -39,26 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
-from runner.metrics.evaluate import DEFAULT_THRESHOLDS, EvaluationOptions, ImageMetrics, _key, evaluate_image
-from runner.metrics.summary import summarize
-
-_THRESHOLD_FIELDS = (
-    "iou",
-    "tp",
-    "fp",
-    "fn",
-    "precision",
-    "recall",
-    "accuracy",
-    "f1",
-    "panoptic_quality",
-    "sq",
-    "rq",
-    "mean_matched_iou",
-    "mean_true_score",
-    "n_true",
-    "n_pred",
+from runner.metrics.evaluate import (
+    DEFAULT_THRESHOLDS,
+    EvaluationOptions,
+    ImageMetrics,
+    evaluate_image,
+    threshold_key,
 )
+from runner.metrics.names import THRESHOLD_FIELDS
+from runner.metrics.summary import summarize
 
 
 @dataclass
@@ -119,7 +108,9 @@ class EvaluationWriter:
         self.association_thresholds = tuple(association_thresholds or self.thresholds)
         self.images: list[ImageMetrics] = []
         self._names: set[str] = set()
-        missing = {_key(t) for t in self.association_thresholds} - {_key(t) for t in self.thresholds}
+        missing = {threshold_key(t) for t in self.association_thresholds} - {
+            threshold_key(t) for t in self.thresholds
+        }
         if associations and missing:
             raise UserError(f"association thresholds {sorted(missing)} are not among the thresholds")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +174,7 @@ class EvaluationWriter:
         summary = summarize(self.images)
         write_text_atomic(self.folder / "metrics_per_image.csv", _csv_text([m.as_row() for m in self.images]))
         long_rows = [
-            {"image": m.name, **{k: getattr(s, k) for k in _THRESHOLD_FIELDS}}
+            {"image": m.name, **{k: getattr(s, k) for k in THRESHOLD_FIELDS}}
             for m in self.images
             for s in m.per_threshold
         ]

@@ -20,32 +20,9 @@ import numpy as np
 from runner.errors import UserError
 from runner.metrics.aji import PixelCounts
 from runner.metrics.coco import coco_map
-from runner.metrics.evaluate import AVAP_05, AVAP_10, ImageMetrics, _key
+from runner.metrics.evaluate import AVAP_05, AVAP_10, MEAN_IMAGE_FIELDS, ImageMetrics, threshold_key
 from runner.metrics.matching import pooled_stats
-
-PER_THRESHOLD_KEYS = (
-    "iou",
-    "tp",
-    "fp",
-    "fn",
-    "precision",
-    "recall",
-    "accuracy",
-    "f1",
-    "panoptic_quality",
-    "mean_matched_iou",
-)
-IMAGE_KEYS = (
-    "av_ap_50_95_10",
-    "av_ap_50_95_05",
-    "aji",
-    "aji_plus",
-    "coco_map",
-    "foreground_iou",
-    "n_splits",
-    "n_merges",
-)
-_RATIO_KEYS = ("precision", "recall", "accuracy", "f1", "panoptic_quality", "mean_matched_iou")
+from runner.metrics.names import COUNT_FIELDS, MATCHING_FIELDS, SUMMARY_FIELDS
 
 
 def _pooled_counts(counts: list[PixelCounts | None]) -> float:
@@ -64,17 +41,19 @@ def summarize(images: Sequence[ImageMetrics]) -> dict:
         raise UserError("no images to summarise")
     thresholds = images[0].thresholds
     for im in images[1:]:
-        if [_key(t) for t in im.thresholds] != [_key(t) for t in thresholds] or im.criterion != images[
-            0
-        ].criterion:
+        if [threshold_key(t) for t in im.thresholds] != [
+            threshold_key(t) for t in thresholds
+        ] or im.criterion != images[0].criterion:
             raise ValueError(f"image {im.name!r} was evaluated with other thresholds or another criterion")
-    pooled_at = {_key(t): pooled_stats([im.at(t) for im in images], t) for t in (*thresholds, *AVAP_05)}
+    pooled_at = {
+        threshold_key(t): pooled_stats([im.at(t) for im in images], t) for t in (*thresholds, *AVAP_05)
+    }
     pooled = {
         "per_threshold": [
-            {k: _plain(getattr(pooled_at[_key(t)], k)) for k in PER_THRESHOLD_KEYS} for t in thresholds
+            {k: _plain(getattr(pooled_at[threshold_key(t)], k)) for k in SUMMARY_FIELDS} for t in thresholds
         ],
-        "av_ap_50_95_10": float(np.mean([pooled_at[_key(t)].accuracy for t in AVAP_10])),
-        "av_ap_50_95_05": float(np.mean([pooled_at[_key(t)].accuracy for t in AVAP_05])),
+        "av_ap_50_95_10": float(np.mean([pooled_at[threshold_key(t)].accuracy for t in AVAP_10])),
+        "av_ap_50_95_05": float(np.mean([pooled_at[threshold_key(t)].accuracy for t in AVAP_05])),
         "aji": _pooled_counts([im.aji_counts for im in images]),
         "aji_plus": _pooled_counts([im.aji_plus_counts for im in images]),
         "coco_map": coco_map([im.coco for im in images if im.coco is not None]),
@@ -85,16 +64,12 @@ def summarize(images: Sequence[ImageMetrics]) -> dict:
     mean_rows = []
     for i, t in enumerate(thresholds):
         stats = [im.per_threshold[i] for im in images]
-        row = {
-            "iou": float(t),
-            "tp": sum(s.tp for s in stats),
-            "fp": sum(s.fp for s in stats),
-            "fn": sum(s.fn for s in stats),
-        }
-        row.update({k: float(np.mean([getattr(s, k) for s in stats])) for k in _RATIO_KEYS})
-        mean_rows.append({k: row[k] for k in PER_THRESHOLD_KEYS})
+        row: dict[str, Any] = {"iou": float(t)}
+        row.update({k: sum(getattr(s, k) for s in stats) for k in COUNT_FIELDS})
+        row.update({k: float(np.mean([getattr(s, k) for s in stats])) for k in MATCHING_FIELDS})
+        mean_rows.append({k: row[k] for k in SUMMARY_FIELDS})
     per_image_mean: dict[str, Any] = {"per_threshold": mean_rows}
-    per_image_mean.update({k: float(np.mean([getattr(im, k) for im in images])) for k in IMAGE_KEYS[:6]})
+    per_image_mean.update({k: float(np.mean([getattr(im, k) for im in images])) for k in MEAN_IMAGE_FIELDS})
     per_image_mean["n_splits"] = pooled["n_splits"]
     per_image_mean["n_merges"] = pooled["n_merges"]
     return {

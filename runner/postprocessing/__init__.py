@@ -64,6 +64,7 @@ from runner.postprocessing.params import Threshold, resolve_threshold
 from runner.postprocessing.pipeline import run_pipeline
 from runner.postprocessing.registry import (
     REGISTRY,
+    UNIT_GRID,
     Params,
     PostProcessor,
     get_postprocessor,
@@ -76,6 +77,7 @@ from runner.postprocessing.registry import (
 __all__ = [
     "FILTERS",
     "REGISTRY",
+    "UNIT_GRID",
     "Filter",
     "FilterStep",
     "Params",

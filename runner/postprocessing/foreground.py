@@ -15,7 +15,7 @@ from pydantic import Field
 from runner.errors import UserError
 from runner.postprocessing import ops
 from runner.postprocessing.params import Threshold, resolve_threshold
-from runner.postprocessing.registry import Params, register
+from runner.postprocessing.registry import UNIT_GRID, Params, register
 
 
 class ForegroundParams(Params):
@@ -44,6 +44,8 @@ class ThresholdCCParams(ForegroundParams):
         default="face", description="Neighbourhood of connected components: face (4/6) or full (8/26)."
     )
 
+    tuning_grid = {"threshold": UNIT_GRID, "smooth": (0.0, 1.0, 2.0)}
+
 
 class FgWatershedParams(ForegroundParams):
     min_distance: float = Field(
@@ -65,6 +67,13 @@ class FgWatershedParams(ForegroundParams):
         le=1000,
         description="Seeds: ignore maxima whose distance to the background is below this (resolution units).",
     )
+
+    tuning_grid = {
+        "threshold": UNIT_GRID,
+        "min_distance": (2.0, 3.0, 4.0, 6.0, 8.0, 12.0),
+        "smooth_distance": (0.0, 1.0, 2.0, 3.0),
+        "min_height": (0.5, 1.0, 2.0, 3.0, 4.0),
+    }
 
 
 def check_channel(prediction: np.ndarray, params: ForegroundParams) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from runner.errors import UserError
-from runner.postprocessing.registry import Params, register
+from runner.postprocessing.registry import UNIT_GRID, Params, register
 
 
 class PatchPerPixParams(Params):
@@ -58,6 +58,8 @@ class PatchPerPixParams(Params):
         le=1.0,
         description="Overlap channel threshold: pixels above it are not used as patch centres.",
     )
+
+    tuning_grid = {"threshold": (0.5, 0.6, 0.7, 0.8, 0.9), "fg_threshold": UNIT_GRID}
     overlap_channel: bool | None = Field(
         default=None,
         description="Whether the last channel is the overlap class; None decides from the channel count.",

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,11 +26,21 @@ CheckFn = Callable[[np.ndarray, Any], None]
 """``check(prediction, params) -> None``; ``params`` is an instance of the post-processor's params model."""
 
 
+UNIT_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The values ``runner tune`` tries for a probability threshold."""
+
+
 class Params(BaseModel):
     """Base for post-processor and filter params: unknown keys are rejected, assignments validated, and NaN or
-    infinite numbers refused (``th_binary=nan`` would compare false everywhere and land in JSON as NaN)."""
+    infinite numbers refused (``th_binary=nan`` would compare false everywhere and land in JSON as NaN).
+
+    ``tuning_grid`` declares, beside the params, the values ``runner tune`` tries per param, in the order
+    the coordinate search visits them; when empty, every ``th*``/``threshold`` param gets :data:`UNIT_GRID`.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    tuning_grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
 
 @dataclass(frozen=True)

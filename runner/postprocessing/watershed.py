@@ -34,9 +34,13 @@ from runner.postprocessing.params import (
     Threshold,
     resolve_threshold,
 )
-from runner.postprocessing.registry import Params, register
+from runner.postprocessing.registry import UNIT_GRID, Params, register
 
 CODES = ("BC", "BCM", "BCD", "BCDv2", "BP", "Dv2", "BDv2")
+
+
+SIGNED_FOREGROUND_GRID = (-0.2, -0.1, -0.05, -0.02, 0.0, 0.05)
+"""``runner tune`` values of a Dv2 foreground threshold (0 on the contour, negative outside)."""
 
 
 class WatershedParams(Params):
@@ -74,11 +78,15 @@ class BCParams(WatershedParams):
     th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
     th_foreground: Threshold = Field(default=0.5, description="Foreground: B + C above this.")
 
+    tuning_grid = {"th_contour": UNIT_GRID, "th_binary": UNIT_GRID, "th_foreground": UNIT_GRID}
+
 
 class BCMParams(WatershedParams):
     th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
     th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
     th_foreground: Threshold = Field(default=0.5, description="Foreground: mask probability (M) above this.")
+
+    tuning_grid = {"th_contour": UNIT_GRID, "th_binary": UNIT_GRID, "th_foreground": UNIT_GRID}
 
 
 class BCDParams(WatershedParams):
@@ -92,12 +100,26 @@ class BCDParams(WatershedParams):
         default=0.0, description="Foreground: D above this as well (0 = off)."
     )
 
+    tuning_grid = {
+        "th_distance": UNIT_GRID,
+        "th_contour": UNIT_GRID,
+        "th_binary": UNIT_GRID,
+        "th_foreground": UNIT_GRID,
+    }
+
 
 class BCDv2Params(WatershedParams):
     th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
     th_contour: Threshold = Field(default=0.3, description="Seeds: contour probability (C) below this.")
     th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
     th_foreground: Threshold = Field(default=0.5, description="Foreground: B + C above this.")
+
+    tuning_grid = {
+        "th_distance": (0.0, *UNIT_GRID),
+        "th_contour": UNIT_GRID,
+        "th_binary": UNIT_GRID,
+        "th_foreground": UNIT_GRID,
+    }
 
 
 class BPParams(WatershedParams):
@@ -113,6 +135,8 @@ class BPParams(WatershedParams):
         "background afterwards, to restore the contour band B lacks; 0 = off.",
     )
 
+    tuning_grid = {"th_point": UNIT_GRID, "th_foreground": UNIT_GRID}
+
 
 class Dv2Params(WatershedParams):
     th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
@@ -120,11 +144,19 @@ class Dv2Params(WatershedParams):
         default=-0.02, description="Foreground: Dv2 above this (0 on the contour, negative outside)."
     )
 
+    tuning_grid = {"th_distance": (0.0, *UNIT_GRID), "th_foreground": SIGNED_FOREGROUND_GRID}
+
 
 class BDv2Params(WatershedParams):
     th_binary: Threshold = Field(default=0.5, description="Seeds: interior probability (B) above this.")
     th_distance: SignedThreshold = Field(default=0.5, description="Seeds: signed distance (Dv2) above this.")
     th_foreground: SignedThreshold = Field(default=-0.02, description="Foreground: Dv2 above this.")
+
+    tuning_grid = {
+        "th_distance": (0.0, *UNIT_GRID),
+        "th_binary": UNIT_GRID,
+        "th_foreground": SIGNED_FOREGROUND_GRID,
+    }
 
 
 @dataclass

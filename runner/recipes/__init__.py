@@ -21,7 +21,6 @@ from runner.recipes.loading import (
 )
 from runner.recipes.recipe import Architecture, Recipe
 from runner.recipes.sections import (
-    METRIC_FIELDS,
     AugmentationSection,
     Author,
     Citation,
@@ -41,7 +40,6 @@ from runner.recipes.sections import (
 )
 
 __all__ = [
-    "METRIC_FIELDS",
     "Architecture",
     "AugmentationSection",
     "Author",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runner.metrics.names import MATCHING_FIELDS, parse_metric
 from runner.targets import GradientAnomalyOptions, TargetOptions
 
 
@@ -334,9 +334,6 @@ class LossSection(Section):
 
 # ------------------------------------------------------------------------------------------------ validation
 
-METRIC_FIELDS = ("accuracy", "f1", "precision", "recall", "panoptic_quality", "mean_matched_iou")
-_METRIC = re.compile(r"^(?P<field>[a-z_]+)@(?P<iou>0?\.\d+|1(\.0*)?)$")
-
 
 class ValidationSection(Section):
     """Validation rounds: loss and instance metric on whole validation images."""
@@ -347,7 +344,7 @@ class ValidationSection(Section):
     metric: str = Field(
         default="accuracy@0.5",
         description="Model selection metric, FIELD@IOU with FIELD one of "
-        f"{', '.join(METRIC_FIELDS)}, or 'loss'. Higher is better (lower for loss).",
+        f"{', '.join(MATCHING_FIELDS)}, or 'loss'. Higher is better (lower for loss).",
     )
     patience: int | None = Field(
         default=None,
@@ -369,14 +366,7 @@ class ValidationSection(Section):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str) -> str:
-        if v == "loss":
-            return v
-        m = _METRIC.match(v)
-        if not m or m["field"] not in METRIC_FIELDS:
-            raise ValueError(
-                f"metric must be FIELD@IOU (FIELD in {', '.join(METRIC_FIELDS)}, e.g. accuracy@0.5) "
-                f"or 'loss', got {v!r}"
-            )
+        parse_metric(v, allow=("loss",))
         return v
 
 

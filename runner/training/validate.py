@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from runner.metrics.names import parse_metric
 from runner.recipes import Recipe
 from runner.training.data import Sample
 from runner.training.inference import activate, predict_logits
@@ -28,17 +29,9 @@ class ValResult:
     """Every matching field at the metric's IoU (accuracy, f1, precision, recall, ...) when computed."""
 
 
-def parse_metric(name: str) -> tuple[str, float | None]:
-    """``"accuracy@0.5"`` -> ``("accuracy", 0.5)``; ``"loss"`` -> ``("loss", None)``."""
-    if name == "loss":
-        return "loss", None
-    field_name, iou = name.split("@")
-    return field_name, float(iou)
-
-
 def higher_is_better(name: str) -> bool:
     """Whether a larger value of the metric ``name`` is better."""
-    return name != "loss"
+    return parse_metric(name, allow=("loss",)).higher_is_better
 
 
 def validate(
@@ -56,7 +49,8 @@ def validate(
 
     start = time.perf_counter()
     rule = size_rule(recipe.model, recipe.dims)
-    metric_field, iou = parse_metric(recipe.validation.metric)
+    metric = parse_metric(recipe.validation.metric, allow=("loss",))
+    metric_field, iou = metric.field, metric.iou
     losses, stats = [], []
     n_code = recipe.n_code_channels
     for s in samples:
