@@ -375,3 +375,25 @@ def test_cpu_memory_budget_follows_available_memory(monkeypatch, available, expe
 
     monkeypatch.setattr(planning, "_available_memory_mb", lambda: available)
     assert planning.default_cpu_memory_mb() == expected
+
+
+@pytest.fixture(scope="module")
+def raw_package(tmp_path_factory):
+    """No per-sample normalisation: a region is normalised like the whole image."""
+    return build_package(tmp_path_factory.mktemp("raw") / "p", preprocessing="none", formats=("onnx",))
+
+
+@pytest.mark.parametrize("border", ["image", "pad"])
+def test_region_of_a_larger_image_equals_the_whole_pass(raw_package, border):
+    """Blocks of a distributed run: a region with enough real context equals the whole image's pass there,
+    also at the image borders (padded as the whole pass is) and with the same pooling phase."""
+    image = _rand((1, 101, 87), seed=7)
+    with Predictor(raw_package.folder, device="cpu", border=border) as p:
+        whole = p.predict(image)["prediction"]
+        for (y0, y1), (x0, x1) in [((0, 60), (0, 50)), ((37, 101), (23, 87)), ((20, 90), (0, 87))]:
+            part = p.predict(image[:, y0:y1, x0:x1], region=((y0, x0), (101, 87)))["prediction"]
+            keep_y = slice(0 if y0 == 0 else 8, None if y1 == 101 else -8)  # the halo of real context
+            keep_x = slice(0 if x0 == 0 else 8, None if x1 == 87 else -8)
+            np.testing.assert_allclose(
+                part[:, keep_y, keep_x], whole[:, y0:y1, x0:x1][:, keep_y, keep_x], atol=1e-5
+            )

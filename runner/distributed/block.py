@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,9 @@ def segment_block(
     block : the block (core and extended region).
     grid : the grid it belongs to (volume shape).
     read : ``read(slices) -> (C, *ext_shape)`` image of the extended region.
-    segment : ``segment(image) -> (*ext_shape)`` integer labels, 0 background (ids need not be consecutive).
+    segment : ``segment(image) -> (*ext_shape)`` integer labels, 0 background (ids need not be consecutive);
+        a segmenter with ``takes_region = True`` is also told where the block lies: ``region=(ext_start,
+        volume_shape)`` (see :meth:`runner.inference.Predictor.predict`).
     is_empty : cheap test run first; an empty block is written as background without reading or segmenting.
 
     Returns
@@ -106,7 +109,12 @@ def segment_block(
     ext_shape = tuple(b - a for a, b in zip(block.ext_start, block.ext_stop, strict=True))
     if is_empty is not None and is_empty(block):
         return _empty(block, grid)
-    labels = np.asarray(segment(read(block.extended)))
+    image = read(block.extended)
+    if getattr(segment, "takes_region", False):  # predicts the block as the whole volume's pass would
+        with_region: Any = segment
+        labels = np.asarray(with_region(image, region=(block.ext_start, grid.shape)))
+    else:
+        labels = np.asarray(segment(image))
     if labels.shape != ext_shape:
         raise UserError(
             f"the segmentation of block {block.index} has shape {labels.shape}, expected {ext_shape}"

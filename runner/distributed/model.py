@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,14 +45,17 @@ class PackageSegmenter:
     def _loaded(self):
         return loaded(self.package, self.options)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    takes_region: ClassVar[bool] = True
+    """:func:`runner.distributed.block.segment_block` passes where the block lies in the volume."""
+
+    def __call__(self, image: np.ndarray, region=None) -> np.ndarray:
         from runner.postprocessing import run_pipeline
 
         predictor, post, options = self._loaded()
         with _LOCK if predictor.device.is_cuda else _nolock():
             if self.stats is not None:
                 predictor.processing.input_stats = _Fixed(self.stats)
-            outputs = predictor.predict(image, tta=bool(options.tta), where=self.package)
+            outputs = predictor.predict(image, tta=bool(options.tta), where=self.package, region=region)
         key = options.output_tensor or next(iter(outputs))
         source = image if post.processor.input == "image" else outputs[key]
         labels = run_pipeline(source, post.processor, post.params, post.filters, resolution=self.resolution)

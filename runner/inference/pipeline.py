@@ -43,6 +43,7 @@ from runner.inference.planning import (
     default_cpu_memory_mb,
     mirror_axes,
     per_axis,
+    region_plan,
     why_tiles,
 )
 from runner.inference.processing import Processing
@@ -278,6 +279,7 @@ class Predictor:
         tta: bool | None = None,
         progress: Callable[[int, int], None] | None = None,
         where: str | Path | None = None,
+        region: tuple[Sequence[int], Sequence[int]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Predict one image (or one image per input).
 
@@ -291,6 +293,10 @@ class Predictor:
             options' ``tta``, else the package's ``config.runner.test_time_augmentation``).
         progress : called as ``progress(done, total)`` with tile counts.
         where : file name used in error messages.
+        region : ``(origin, full_shape)``: the image is the part of a larger image (spatial shape
+            ``full_shape``) that starts at ``origin``; it is padded as the larger image's pass would be at
+            that image's borders and aligned to its pooling grid inside, so its outputs equal the larger
+            image's wherever it has a margin of real context (blocks of a distributed run).
 
         Returns
         -------
@@ -320,7 +326,7 @@ class Predictor:
             if tile == "whole":
                 canon = self._predict_whole(flipped, where)
             else:
-                canon = self._predict_tiled(flipped, tile=tile, progress=progress)
+                canon = self._predict_tiled(flipped, tile=tile, progress=progress, region=region)
             for name, arr in canon.items():
                 arr = np.flip(arr, tuple(a + 1 for a in axes)) if axes else arr
                 total[name] = total[name] + arr if name in total else arr.astype(np.float32, copy=True)
@@ -348,7 +354,9 @@ class Predictor:
         )
         return {name: np.asarray(o[0]) for name, o in zip(geo.outputs, outs, strict=False)}
 
-    def _predict_tiled(self, pre: dict[str, np.ndarray], *, tile, progress) -> dict[str, np.ndarray]:
+    def _predict_tiled(
+        self, pre: dict[str, np.ndarray], *, tile, progress, region=None
+    ) -> dict[str, np.ndarray]:
         geo = self.geometry
         shape = next(iter(pre.values())).shape[1:]
         if (
@@ -365,6 +373,9 @@ class Predictor:
             )
         shape = next(iter(pre.values())).shape[1:]
         plan, batch = self.plan(shape, tile=tile)
+        if region is not None and tile is None:
+            sub = region_plan(shape, *region, whole=self.plan(tuple(region[1]))[0], geo=geo)
+            plan, batch = (sub, 1) if sub is not None else (plan, batch)
         padded = [pad_image(x, plan, mode=geo.inputs[k].tensor.pad_mode) for k, x in pre.items()]
         done = [0]
         if progress is not None:

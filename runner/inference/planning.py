@@ -23,7 +23,7 @@ import numpy as np
 
 from runner.errors import UserError
 from runner.inference.geometry import Geometry
-from runner.inference.tiling import TilePlan
+from runner.inference.tiling import AxisPlan, TilePlan
 
 BYTES_PER_VOXEL = 1024
 """Memory one tile voxel is assumed to need inside the network (256 float32 activations)."""
@@ -168,3 +168,35 @@ def mirror_axes(ndim: int) -> list[tuple[int, ...]]:
 
 def ceil_to(value: int, q: int) -> int:
     return -(-int(value) // q) * q
+
+
+def region_plan(
+    shape: Sequence[int], origin: Sequence[int], full_shape: Sequence[int], *, whole: TilePlan, geo: Geometry
+) -> TilePlan | None:
+    """One pass over a region of a larger image, padded and aligned as the larger image's plan ``whole``.
+
+    Along each axis the region's extent starts on the larger extent's tile grid (a multiple of the
+    granularity from its start), exactly at its start where the region touches the image start, and ends
+    exactly at its end where the region touches the image end; so the network sees the image borders as in
+    the whole pass and pools in the same phase. None when no valid extent exists (e.g. fixed sizes).
+    """
+    axes = []
+    for k, (s, o, full, g) in enumerate(zip(shape, origin, full_shape, whole.axes, strict=True)):
+        q, rule = geo.granularity[k], geo.rules[k]
+        pb, pa = g.pad_before, g.pad_after
+        a = -pb if o == 0 else -pb + ((o + pb) // q) * q
+        if o + s >= full:
+            length = full + pa - a
+            if not rule.is_valid(length):
+                return None
+        else:
+            valid = rule.smallest_valid_at_least(o + s - a)
+            if valid is None:
+                return None
+            length = valid
+        axes.append(
+            AxisPlan(
+                size=s, tile=length, stride=length, margin=g.margin, n=1, pad_before=o - a, length=length
+            )
+        )
+    return TilePlan(tuple(axes))
