@@ -36,16 +36,25 @@ class Processing:
     def from_description(
         cls, descr, *, trust_code: bool = False, where: str | Path | None = None
     ) -> Processing:
-        """Operators from ``bioimageio.core.proc_setup``; custom (code) operators need ``trust_code``."""
+        """Operators from ``bioimageio.core.proc_setup``; custom (code) operators need ``trust_code``.
+
+        A format-0.4 description (used natively where the converter refuses it) gets its operators from
+        :func:`runner.inference.processing04.v04_operators`, each op translated to its 0.5 form first.
+        """
         from bioimageio.core.proc_ops import AddKnownDatasetStats, CustomProcessing, UpdateStats
         from bioimageio.core.proc_setup import setup_pre_and_postprocessing
         from bioimageio.core.stat_calculators import StatsCalculator
+        from bioimageio.spec.model import v0_4
 
-        setup = setup_pre_and_postprocessing(descr, dataset_for_initial_statistics=[])
-        pre = [
-            _as_specified(op) for op in setup.pre if not isinstance(op, (UpdateStats, AddKnownDatasetStats))
-        ]
-        post = [_as_specified(op) for op in setup.post]
+        if isinstance(descr, v0_4.ModelDescr):  # read natively: the 0.4 -> 0.5 converter refused it
+            from runner.inference.processing04 import v04_operators
+
+            pre, post = v04_operators(descr.inputs), v04_operators(descr.outputs)
+        else:
+            setup = setup_pre_and_postprocessing(descr, dataset_for_initial_statistics=[])
+            pre = [op for op in setup.pre if not isinstance(op, (UpdateStats, AddKnownDatasetStats))]
+            post = list(setup.post)
+        pre, post = [_as_specified(op) for op in pre], [_as_specified(op) for op in post]
         if not trust_code and any(isinstance(op, CustomProcessing) for op in (*pre, *post)):
             raise UserError(
                 "the model's pre/post-processing runs the package's own Python code",

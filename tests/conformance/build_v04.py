@@ -21,7 +21,10 @@ def convert_op(v4, o: Op, dims: tuple[str, ...]) -> Any:
         return v4.SigmoidDescr()
     if o.name == "scale_linear":
         # 0.4: gain/offset lists run along the axes *not* named in ``axes`` (besides batch)
-        axes = axis_letters(d for d in dims if d not in ("batch", k.get("axis")))
+        if "axes" in k:
+            axes = axis_letters(k["axes"])
+        else:
+            axes = axis_letters(d for d in dims if d not in ("batch", k.get("axis")))
         kw = v4.ScaleLinearKwargs(axes=axes, gain=k["gain"], offset=k["offset"])
         return v4.ScaleLinearDescr(kwargs=kw)
     if o.name == "fixed_zero_mean_unit_variance":
@@ -51,7 +54,10 @@ def _input_shape(v4, case: Case, i: int, dims: tuple[str, ...]) -> Any:
 
 
 def _output_shape(v4, case: Case, i: int, dims: tuple[str, ...]) -> Any:
-    """Implicit: ``shape = reference_shape * scale + 2 * offset``."""
+    """Implicit: ``shape = reference_shape * scale + 2 * offset``; or fixed (``case.fixed_output``)."""
+    if case.fixed_output:
+        space = int(case.test_size / case.output_scale) + case.output_offset
+        return [{"batch": 1, "channel": case.out_channels[i]}.get(d, space) for d in dims]
     scale = [{"channel": 0.0, "batch": 1.0}.get(d, 1.0 / case.output_scale) for d in dims]
     offset = [
         case.out_channels[i] / 2 if d == "channel" else (0 if d == "batch" else case.output_offset / 2)

@@ -52,6 +52,8 @@ class Case:
     """Spatial size of the test input (per axis)."""
     halo: int = 0
     """Output halo (output pixels) on every space axis."""
+    fixed_output: bool = False
+    """Format 0.4: the output shape as a fixed list (not by reference to the input)."""
     channel_last: bool = False
     batch: int = 1
     input_dtype: str = "float32"
@@ -321,11 +323,29 @@ CASES: tuple[Case, ...] = (
         default=("onnx",),
     ),
     Case(
+        "v04_fixed_output_halo",
+        (
+            "format 0.4",
+            "0.4 fixed output shape with halo (converter refuses it)",
+            "0.4 zero_mean_unit_variance per_sample (axes c,y,x)",
+        ),
+        fmt="0.4",
+        size="fixed",
+        test_size=32,
+        halo=4,
+        fixed_output=True,
+        in_channels=(2,),
+        pre=((op("zero_mean_unit_variance", axes=("channel", *SPACE2)),),),
+        post=((op("sigmoid"),),),
+        default=("onnx",),
+    ),
+    Case(
         "v04_ops",
         (
             "format 0.4",
             "0.4 scale_range per_dataset",
             "0.4 scale_linear along channel",
+            "0.4 scale_linear (scalar, axes y,x)",
             "0.4 clip",
             "0.4 binarize",
         ),
@@ -335,6 +355,7 @@ CASES: tuple[Case, ...] = (
             (
                 op("scale_range", mode="per_dataset", axes=SPACE2, max_percentile=99.0),
                 op("scale_linear", gain=[2.0, 1.0], offset=[0.0, 0.5], axis="channel"),
+                op("scale_linear", gain=0.5, offset=0.1, axes=SPACE2),
             ),
         ),
         post=((op("clip", min=-1.0, max=1.0), op("binarize", threshold=0.0)),),

@@ -59,12 +59,6 @@ def test_case_cpu(case: Case, weights: str, packages, tmp_path) -> None:
     _run(case, weights, "cpu", packages, tmp_path)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "onnx" in c.default], ids=lambda c: c.id)
-def test_case_cpu_one_pass(case: Case, packages, tmp_path) -> None:
-    """``--tile whole`` (one pass, no padding): every rdf feature but the tiling decision, through the CLI."""
-    _run(case, "onnx", "cpu", packages, tmp_path, extra=("--tile", "whole"))
-
-
 def _require_cuda(weights: str) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
