@@ -133,17 +133,7 @@ def validation_section(
         f", ... ({len(val.names)} listed in config.runner)" if len(val.names) > 3 else ""
     )
     pp_name, pp_params = postprocessing
-    tuned = (
-        [
-            f"**Post-processing params** were tuned on these images by `runner tune` (metric "
-            f"{tuned_on.metric}: {_fmt(tuned_on.default_score)} with the previous params, "
-            f"{_fmt(tuned_on.score)} tuned; {tuned_on.n_trials} combinations tried), so the numbers "
-            "below are optimistic for unseen data.",
-            "",
-        ]
-        if tuned_on
-        else []
-    )
+    tuned = _tuned_lines(tuned_on, src) if tuned_on else []
     lines = [
         "# Validation",
         "",
@@ -179,6 +169,34 @@ def validation_section(
         "```",
     ]
     return lines
+
+
+def _tuned_lines(tuned_on: TunedOn, src: str) -> list[str]:
+    """How the post-processing params were chosen: on these images (optimistic) or on others."""
+    scores = (
+        f"metric {tuned_on.metric}: {_fmt(tuned_on.default_score)} with the previous params, "
+        f"{_fmt(tuned_on.score)} tuned; {tuned_on.n_trials} combinations tried"
+    )
+    if str(tuned_on.data) == str(src):
+        text = (
+            f"**Post-processing params** were tuned on these images by `runner tune` ({scores}), so the "
+            "numbers below are optimistic for unseen data."
+        )
+    else:
+        held = tuned_on.held_out
+        kind = (
+            "images"
+            if held is None
+            else "training images held back from the weight updates"
+            if held
+            else "training images (the weights were trained on them too; they are only kept apart from val)"
+        )
+        text = (
+            f"**Post-processing params** were tuned by `runner tune` on {len(tuned_on.images)} {kind} of "
+            f"`{tuned_on.data}` ({scores}; names in `config.runner.tuned_on`), never on the images below: "
+            "the numbers come from params that did not see them."
+        )
+    return [text, ""]
 
 
 def _training(ctx: ExportContext) -> list[str]:

@@ -285,11 +285,14 @@ def predict_for_tuning(
     method_input: str = "prediction",
     progress: bool = True,
     trust_code: bool = False,
+    names: list[str] | None = None,
 ) -> TuneData:
     """Run ``package`` once on every image of the split ``data`` (the way ``runner predict`` does).
 
     ``trust_code`` allows weight formats that run the package's Python source (``pytorch_state_dict``), as
     ``runner predict --trust-code`` does; without it only ONNX and allow-listed TorchScript graphs run.
+    ``names``: only the images with these names (file stems), e.g. a recipe's ``data.held_out`` list; every
+    one must be in the split.
     """
     from tqdm import tqdm
 
@@ -298,7 +301,10 @@ def predict_for_tuning(
     from runner.targets import split_code
 
     split = tuning_split(data)
-    pairs = find_pairs(split)[:max_images] if max_images else find_pairs(split)
+    pairs = find_pairs(split)
+    if names is not None:
+        pairs = select_pairs(pairs, names, split)
+    pairs = pairs[:max_images] if max_images else pairs
     cfg = package.runner_config
     out_id = cfg.output_tensor if cfg else None
     n_code = len(split_code(package.targets)) if package.targets and package.targets != "PPP" else None
@@ -317,6 +323,21 @@ def predict_for_tuning(
     from runner.safety.paths import shareable_name
 
     return TuneData(preds, gts, [p.name for p in pairs], shareable_name(split), resolution)
+
+
+def select_pairs(pairs: list, names: list[str], split) -> list:
+    """The pairs named in ``names``, in the split's order; fails when one is missing."""
+    have = {p.name for p in pairs}
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise UserError(
+            f"{len(missing)} of the {len(names)} held-out image(s) are not in this split "
+            f"(first: {missing[0]})",
+            path=split,
+            hint="give --data the training split the held-out list was drawn from",
+        )
+    wanted = set(names)
+    return [p for p in pairs if p.name in wanted]
 
 
 def score_report(data: TuneData, method: str, params: dict, *, weights: str):

@@ -54,6 +54,24 @@ def tune_cmd(
         "that use ops beyond tensor maths), for tuning and for the new package's final test.",
     ),
     max_images: int = typer.Option(None, min=1, help="Use at most this many images."),
+    held_out: bool = typer.Option(
+        False,
+        "--held-out",
+        help="Tune only on the training images the recipe held back from training (data.held_out of the "
+        "package's recipe, or of --held-out-from); --data is then the training split.",
+    ),
+    held_out_from: Path = typer.Option(
+        None,
+        "--held-out-from",
+        help="Recipe YAML whose data.held_out lists the tuning images (implies --held-out); for packages "
+        "exported before the list was recorded.",
+    ),
+    validate: Path = typer.Option(
+        None,
+        "--validate",
+        help="Annotated split never used for tuning (e.g. data/val): the README's Validation section and "
+        "config.runner.validation then report the tuned params on it, not on the tuning images.",
+    ),
     notes: Path = typer.Option(
         None,
         "--notes",
@@ -114,6 +132,9 @@ def tune_cmd(
         search_space(name, processor.params_model, overrides=grid_values)  # unknown --grid keys fail early
         runnable = ("onnx", "torchscript", "pytorch_state_dict") if trust_code else ("onnx", "torchscript")
         weights = next((f for f in runnable if f in pkg.weight_formats), "none")
+        names = _held_out_names(pkg, model, held_out_from) if held_out or held_out_from else None
+        if validate is not None:
+            _check_disjoint(data, validate)
         prepared = predict_for_tuning(
             pkg,
             data,
@@ -123,6 +144,7 @@ def tune_cmd(
             max_images=max_images,
             method_input=processor.input,
             progress=not quiet,
+            names=names,
         )
         typer.echo(
             f"tuning {name} on {len(prepared.names)} image(s) of {prepared.source} ({metric})", err=True
@@ -138,7 +160,15 @@ def tune_cmd(
             resolution=prepared.resolution,
         )
         typer.echo(format_trials(result, list(result.space)))
-        report = score_report(prepared, name, result.best_params, weights=weights)
+        scored = prepared
+        if validate is not None:
+            scored = predict_for_tuning(
+                pkg, validate, device=device, tta=tta, method_input=processor.input, progress=not quiet
+            )
+        report = score_report(scored, name, result.best_params, weights=weights)
+        if validate is not None:
+            n_val = len(scored.names)
+            typer.echo(f"on {report.source} ({n_val} image(s), never tuned on): " + _brief(report))
         tuned_on = TunedOn(
             data=prepared.source,
             images=prepared.names,
@@ -148,6 +178,7 @@ def tune_cmd(
             n_trials=len(result.trials),
             tta=tta,
             searched=result.space,
+            held_out=None if names is None else _excluded_from_training(pkg, names),
             date=datetime.date.today().isoformat(),
         )
         from exporters.docs import validation_section
@@ -157,7 +188,7 @@ def tune_cmd(
             report,
             package_name=out.name,
             postprocessing=(name, result.best_params),
-            resolution=prepared.resolution,
+            resolution=scored.resolution,
             tuned_on=tuned_on,
             notes=notes_text or _notes(pkg),
         )
@@ -166,9 +197,9 @@ def tune_cmd(
             {
                 **(previous.model_dump(exclude_unset=True) if previous else {}),
                 "metrics": report.metrics,
-                "source": prepared.source,
-                "n_images": len(prepared.names),
-                "images": prepared.names,
+                "source": scored.source,
+                "n_images": len(scored.names),
+                "images": scored.names,
                 "per_threshold": report.per_threshold,
             }
         )
@@ -201,3 +232,48 @@ def _as_package(model: Path, tmp: Path, *, quiet: bool) -> Path:
 
 def _notes(pkg) -> str | None:
     return pkg.runner_config.validation_notes if pkg.runner_config else None
+
+
+def _held_out_names(pkg, model: Path, recipe_path: Path | None) -> list[str]:
+    """The ``data.held_out`` list of ``recipe_path``, else of the package's recorded training recipe."""
+    from runner.errors import UserError
+
+    if recipe_path is not None:
+        from runner.recipes import load_recipe
+
+        names, where = list(load_recipe(recipe_path).data.held_out), recipe_path
+    else:
+        recipe = (pkg.runner_config.recipe if pkg.runner_config else None) or {}
+        names, where = list((recipe.get("data") or {}).get("held_out") or []), model
+    if not names:
+        raise UserError(
+            "no held-out tuning images recorded (data.held_out is empty)",
+            path=where,
+            hint="list them in the recipe's data.held_out and pass it with --held-out-from",
+        )
+    return names
+
+
+def _check_disjoint(data: Path, validate: Path) -> None:
+    from runner.errors import UserError
+    from runner.tuning import tuning_split
+
+    if tuning_split(data).resolve() == tuning_split(validate).resolve():
+        raise UserError(
+            "--validate is the split tuned on: its numbers would be optimistic",
+            path=validate,
+            hint="tune on held-back training images (--held-out) and validate on val",
+        )
+
+
+def _brief(report) -> str:
+    m = report.metrics
+    keys = [k for k in ("accuracy@0.5", "f1@0.5", "av_ap_50_90", "aji") if k in m]
+    return ", ".join(f"{k} {m[k]:.4f}" for k in keys) or "see the README"
+
+
+def _excluded_from_training(pkg, names: list[str]) -> bool:
+    """Whether the package's own recipe held ``names`` back from the weight updates."""
+    recipe = (pkg.runner_config.recipe if pkg.runner_config else None) or {}
+    recorded = set((recipe.get("data") or {}).get("held_out") or [])
+    return bool(names) and set(names) <= recorded

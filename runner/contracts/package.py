@@ -83,6 +83,11 @@ class TunedOn(Contract):
     n_trials: int | None = None
     tta: bool = False
     searched: dict[str, list[Any]] = Field(default_factory=dict)
+    held_out: bool | None = Field(
+        default=None,
+        description="Tuned on a recipe's held-out training images: True when the weights never saw them, "
+        "False when they did; None for any other images.",
+    )
     date: str | None = None
 
 

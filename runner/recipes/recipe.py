@@ -83,6 +83,9 @@ class Recipe(Section):
         res = self.targets.options.resolution
         if res is not None and len(res) != nd:
             raise ValueError(f"targets.options.resolution has {len(res)} values but dims is {nd}")
+        vox = self.data.voxel_size
+        if vox is not None and len(vox) != nd:
+            raise ValueError(f"data.voxel_size has {len(vox)} values but dims is {nd}")
         return self
 
     @property

@@ -149,6 +149,26 @@ class DataSection(Section):
         default=None,
         description="Axes of the image files when their metadata does not say, e.g. 'zyx' or 'yxc'.",
     )
+    voxel_size: tuple[float, ...] | None = Field(
+        default=None,
+        description="Physical pixel/voxel size of the training images along (Z,) Y, X in micrometres "
+        "(e.g. [0.284, 0.127, 0.127]); written into the package so `runner predict --resolution` can "
+        "rescale inputs of another voxel size. null = not recorded (the package cannot rescale).",
+    )
+
+    held_out: list[str] = Field(
+        default_factory=list,
+        description="Names (file stems) of training images held back from the weight updates for tuning "
+        "the post-processing (`runner tune --held-out`), so val is never used for it; chosen once, e.g. "
+        "40 images drawn with a fixed seed.",
+    )
+
+    @field_validator("voxel_size")
+    @classmethod
+    def _positive_voxel(cls, v):
+        if v is not None and (not v or any(not (x > 0) for x in v)):
+            raise ValueError("voxel_size values must be positive")
+        return v
 
 
 # -------------------------------------------------------------------------------------------------- training

@@ -168,6 +168,10 @@ def load_datasets(data_dir: str | Path, recipe: Recipe, *, progress: bool = True
     from tqdm import tqdm
 
     train_pairs, val_pairs, source = split_pairs(data_dir, recipe)
+    if recipe.data.held_out:
+        held = set(recipe.data.held_out)
+        train_pairs = [p for p in train_pairs if p.name not in held]
+        source = {**source, "held_out": f"{len(held)} image(s) listed in data.held_out (for tuning)"}
     if not train_pairs:
         raise UserError(
             "no training pairs found", path=data_dir, hint="put images in train/x and labels in train/y"
