@@ -424,10 +424,26 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def gpu_only(n: int) -> None:
+    """The GPU rows alone: runner vs bioimageio.core with TorchScript on CUDA, same package and image."""
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        pkg2d = build_unet_package(Path(tmp) / "unet2d", 2)
+        rows = rows_gpu(pkg2d, synthetic_image((n, n)))
+    print(f"\n## runner predict vs bioimageio.core on {torch.cuda.get_device_name(0)}\n")
+    print(markdown(rows, ["case", "tool", "weights", "tiles", "seconds", "speedup", "max_abs_diff"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller images (a smoke run)")
+    parser.add_argument("--gpu-only", action="store_true", help="only the GPU rows (e.g. on a borrowed GPU)")
     args = parser.parse_args()
+    if args.gpu_only:
+        gpu_only(2048)
+        return
     n2, shape3 = (1024, (48, 128, 128)) if args.quick else (2048, (64, 256, 256))
     import torch
 

@@ -16,7 +16,9 @@ Columns: iterations/s and pixels (voxels)/s through the network (medians over th
 resist other jobs on a shared CPU), the data and the optimizer-step share of an iteration, peak resident
 memory of the process (and peak CUDA memory on GPU), and the one-off data preparation time.
 
-Run: ``.venv/bin/python benchmarks/bench_train.py [--iterations N] [--threads N] [--recipes 2d,3d]``.
+Run: ``.venv/bin/python benchmarks/bench_train.py [--iterations N] [--threads N] [--recipes 2d,3d]
+[--devices cpu,cuda] [--data DSB2018_FOLDER]`` (``--data``: where dsb2018 lies when not in ``../shared``, e.g.
+on a GPU machine).
 """
 
 from __future__ import annotations
@@ -41,16 +43,19 @@ MODES = ("ours", "bare torch", "targets per patch")
 
 def _data(kind: str, tmp: Path) -> Path:
     """DSB2018 (a subset of 40 training images) for 2D when present, else synthetic data."""
+    import os
+
     from runner.synthetic import make_dataset
 
-    if kind == "2d" and (DSB / "train" / "x").is_dir():
+    dsb = Path(os.environ.get("BMZ_BENCH_DSB") or DSB)
+    if kind == "2d" and (dsb / "train" / "x").is_dir():
         sub = tmp / "dsb_subset"
         for split, n in (("train", 40), ("val", 0)):
             for part in ("x", "y"):
                 (sub / split / part).mkdir(parents=True, exist_ok=True)
-            for p in sorted((DSB / split / "x").iterdir())[:n]:
+            for p in sorted((dsb / split / "x").iterdir())[:n]:
                 (sub / split / "x" / p.name).symlink_to(p)
-                (sub / split / "y" / p.name).symlink_to(DSB / split / "y" / p.name)
+                (sub / split / "y" / p.name).symlink_to(dsb / split / "y" / p.name)
         return sub
     out = tmp / f"synthetic_{kind}"
     make_dataset(out, ndim=2 if kind == "2d" else 3, n_train=8, n_val=0, seed=0)
@@ -167,22 +172,34 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all available cores)")
     parser.add_argument("--recipes", default="2d,3d", help="which recipes: 2d, 3d or 2d,3d")
+    parser.add_argument("--devices", default="cpu,cuda", help="cpu, cuda or cpu,cuda (cuda: AMP off and on)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"pipelines to measure: {', '.join(MODES)}")
+    parser.add_argument("--data", type=Path, default=None, help="dsb2018 folder (default: ../shared/data)")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.data is not None:
+        import os
+
+        os.environ["BMZ_BENCH_DSB"] = str(args.data.resolve())
     if args.worker:
         kind, mode, device, amp, its, threads = args.worker
         print(json.dumps(worker(kind, mode, device, bool(int(amp)), int(its), int(threads) or None)))
         return
     import torch
 
-    devices = [("cpu", False)] + ([("cuda", False), ("cuda", True)] if torch.cuda.is_available() else [])
+    wanted = args.devices.split(",")
+    devices = [("cpu", False)] if "cpu" in wanted else []
+    if "cuda" in wanted and torch.cuda.is_available():
+        devices += [("cuda", False), ("cuda", True)]
+    if not devices:
+        raise SystemExit(f"no device to measure among {args.devices!r} (CUDA: {torch.cuda.is_available()})")
     rows = []
     for kind in args.recipes.split(","):
         for device, amp in devices:
             its = args.iterations if device == "cpu" else args.iterations * 10
             if kind == "3d" and device == "cpu":
                 its = max(2, its // 2)
-            for mode in MODES:
+            for mode in [m for m in MODES if m in args.modes.split(",")]:
                 row = _row(kind, mode, device, amp, its, args.threads)
                 rows.append(row)
                 print(f"{row['recipe']} {mode} {device} amp={amp}: {row['it_s']:.3f} it/s", file=sys.stderr)

@@ -46,6 +46,7 @@ def runner_config(ctx: ExportContext) -> RunnerConfig:
             "channel_names": list(meta.channel_names),
             "postprocessing": {"name": rec.postprocessing.name, "params": dict(rec.postprocessing.params)},
             "resolution": rec.targets.options.resolution,
+            "voxel_size": None if rec.data.voxel_size is None else list(rec.data.voxel_size),
             "input_tensor": INPUT_ID,
             "output_tensor": OUTPUT_ID,
             "size_rule": meta.size_rule.model_dump(mode="json"),

@@ -92,7 +92,7 @@ def _validation(ctx: ExportContext) -> list[str]:
         ctx.validation,
         package_name=ctx.package_name,
         postprocessing=(rec.postprocessing.name, dict(rec.postprocessing.params)),
-        resolution=rec.targets.options.resolution,
+        voxel_size=rec.data.voxel_size,
         notes=rec.export.validation_notes,
     )
 
@@ -121,11 +121,13 @@ def validation_section(
     *,
     package_name: str,
     postprocessing: tuple[str, dict],
-    resolution=None,
+    voxel_size=None,
     notes: str | None = None,
     tuned_on: TunedOn | None = None,
 ) -> list[str]:
-    """The README's ``# Validation`` section for a :class:`exporters.evaluation.ValidationReport`."""
+    """The README's ``# Validation`` section for a :class:`exporters.evaluation.ValidationReport`.
+
+    ``voxel_size``: the package's (``config.runner.voxel_size``), shown in the reproduce command."""
     src = val.source
     role = "validation" if val.role == "validation" else "training (the run had no validation images)"
     short = [n if len(n) <= 20 else n[:16] + "..." for n in val.names[:3]]
@@ -157,7 +159,7 @@ def validation_section(
         lines.append(f"| {val.labels.get(key, key)} | {_fmt(value)} |")
     if notes:
         lines += ["", notes.strip()]
-    res_arg = f" --resolution {','.join(str(r) for r in resolution)}" if resolution else ""
+    res_arg = f" --resolution {','.join(f'{r:g}' for r in voxel_size)}" if voxel_size else ""
     if tuned_on and tuned_on.tta:
         res_arg += " --tta"
     lines += [

@@ -202,3 +202,54 @@ def test_tune_needs_a_postprocessor_and_data(tmp_path):
         "tune", ZOO, "--data", EXAMPLES, "--postprocess", "fg_watershed", "--out", tmp_path / "no" / "x.zip"
     )
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def _split(tmp_path: Path, names: list[str]) -> Path:
+    folder = tmp_path / "val_split"
+    for sub in ("x", "y"):
+        (folder / sub).mkdir(parents=True)
+        for n in names:
+            (folder / sub / f"{n}.tif").symlink_to(EXAMPLES / sub / f"{n}.tif")
+    return folder
+
+
+def test_tune_on_held_out_images_reports_another_split(tmp_path):
+    """Honest protocol: params tuned on a recipe's held-out list, the README/config scored on other images."""
+    from runner.recipes import save_recipe
+    from tests._export_fixtures import tiny_recipe
+
+    names = sorted(p.stem for p in (EXAMPLES / "x").glob("*.tif"))
+    spec = tmp_path / "recipe.yaml"
+    save_recipe(tiny_recipe(2, data={"patch": [48, 48], "held_out": names[:3]}), spec)
+    val = _split(tmp_path, names[3:])
+    out = tmp_path / "honest.zip"
+    grid = ["--grid", "threshold=0.5,0.9", "--grid", "min_distance=4", "--grid", "smooth_distance=1"]
+    grid += ["--grid", "min_height=1"]
+    common = ["-m", "fg_watershed", "-q", "--rounds", "1", "--device", "cpu", *grid]
+    honest = ["--held-out-from", spec, "--validate", val]
+    res = run("tune", ZOO, "--data", EXAMPLES, *honest, "--out", out, *common)
+    assert res.exit_code == 0, res.output
+    assert "on 3 image(s)" in res.output and "never tuned on" in res.output
+    with zipfile.ZipFile(out) as zf:
+        cfg = yaml.safe_load(zf.read("rdf.yaml"))["config"]["runner"]
+        readme = zf.read("README.md").decode()
+    assert sorted(cfg["tuned_on"]["images"]) == names[:3]
+    assert cfg["tuned_on"]["held_out"] is False  # the zoo model's weights were not trained without them
+    assert sorted(cfg["validation"]["images"]) == names[3:]
+    section = readme.split("# Validation", 1)[1]
+    assert "never on the images below" in section and "optimistic" not in section
+    # the README/config numbers are what predict gives on the validation images
+    res = run("predict", out, "--input", val / "x", "--gt", val / "y", "--output", tmp_path / "p", "-q")
+    assert res.exit_code == 0, res.output
+    assert _accuracy_at_half(tmp_path / "p") == pytest.approx(cfg["validation"]["metrics"]["accuracy@0.5"])
+
+    # bad requests: one line, exit 2, nothing written
+    for args, needle in (
+        (["--held-out"], "no held-out tuning images recorded"),
+        (["--held-out-from", spec, "--validate", EXAMPLES], "--validate is the split tuned on"),
+        (["--held-out-from", spec, "--data", val], "held-out image(s) are not in this split"),
+    ):
+        bad = tmp_path / "bad.zip"
+        data = [] if "--data" in args else ["--data", EXAMPLES]
+        res = run("tune", ZOO, *data, *args, "--out", bad, *common)
+        assert res.exit_code == 2 and needle in res.output and not bad.exists(), (args, res.output)

@@ -33,6 +33,25 @@ def train_cmd(
         help="Override training.threads (CPU threads for torch; "
         "on a CPU shared with other jobs, 1 is often fastest).",
     ),
+    max_minutes: float = typer.Option(
+        None,
+        "--max-minutes",
+        min=0.001,
+        help="Wall-time budget of this call: when it runs out, checkpoints and charts are written and "
+        "the run stops (continue with --resume).",
+    ),
+    checkpoint_minutes: float = typer.Option(
+        None,
+        "--checkpoint-minutes",
+        min=0.001,
+        help="Also write checkpoints/last.pt whenever this many minutes have passed since the last one.",
+    ),
+    amp: bool = typer.Option(
+        None,
+        "--amp/--no-amp",
+        help="Override training.amp (mixed precision on CUDA: bfloat16 autocast, or float16 with loss "
+        "scaling where bfloat16 is missing; no effect on CPU).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model from a recipe; writes checkpoints, train_log.csv and charts into the run folder.
@@ -57,6 +76,9 @@ def train_cmd(
             seed=seed,
             threads=threads,
             progress=progress,
+            max_minutes=max_minutes,
+            checkpoint_minutes=checkpoint_minutes,
+            amp=amp,
         )
     for w in caught:
         if issubclass(w.category, UserWarning) and "runner" in str(w.filename):
@@ -73,6 +95,13 @@ def train_cmd(
             err=True,
         )
         raise typer.Exit(130)
+    if result.budget_reached:
+        typer.echo(
+            f"wall-time budget of {max_minutes:g} min reached at iteration "
+            f"{result.iteration}/{result.total_iterations}; checkpoint saved. "
+            f"Continue with: runner train {spec} --data {data} --out {out} --resume",
+            err=True,
+        )
     why = " (early stopping)" if result.stopped_early else ""
     typer.echo(
         f"trained {result.iteration}/{result.total_iterations} iterations in {result.seconds:.0f} s{why}; "

@@ -188,7 +188,7 @@ def tune_cmd(
             report,
             package_name=out.name,
             postprocessing=(name, result.best_params),
-            resolution=scored.resolution,
+            voxel_size=pkg.runner_config.voxel_size if pkg.runner_config else None,
             tuned_on=tuned_on,
             notes=notes_text or _notes(pkg),
         )

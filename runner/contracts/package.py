@@ -118,6 +118,11 @@ class RunnerConfig(Versioned):
     channel_names: list[str] | None = None
     postprocessing: PostprocessingConfig | None = None
     resolution: list[float] | None = Field(default=None, description="Voxel size (z, y, x) of the targets.")
+    voxel_size: list[float] | None = Field(
+        default=None,
+        description="Physical voxel size (z,) y, x in micrometres the model was trained at (the recipe's "
+        "data.voxel_size); `runner predict` rescales inputs of another voxel size. None: cannot rescale.",
+    )
     input_tensor: str | None = None
     output_tensor: str | None = Field(default=None, description="The output the post-processor reads.")
     size_rule: SizeRuleInfo | None = None

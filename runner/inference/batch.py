@@ -30,6 +30,14 @@ from runner.errors import BatchError, UserError
 from runner.inference.inputs import Job, collect_jobs
 from runner.inference.options import InferenceOptions
 from runner.inference.package import Package, PostprocessingChoice, load_package
+from runner.inference.resolution import (
+    check_rescalable,
+    input_plan,
+    labels_to_input_grid,
+    outputs_to_input_grid,
+    package_voxel_size,
+    to_package_grid,
+)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -179,6 +187,9 @@ def predict_files(
     required = [t.id for t in pkg.inputs if not t.optional]
     jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
     post = resolve_postprocessing(pkg, options)
+    voxel = package_voxel_size(pkg.runner_config)
+    grid_res = (pkg.runner_config.resolution if pkg.runner_config else None) or voxel
+    check_rescalable(voxel, options.resolution, where=pkg.source)
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
     out = _check_destination(Path(out), pkg, options, post, gt)
@@ -189,7 +200,9 @@ def predict_files(
         for job in jobs:
             progress.start(job.name)
             try:
-                per_image[job.name] = _run_one(job, predictor, post, options, out, progress)
+                per_image[job.name] = _run_one(
+                    job, predictor, post, options, out, progress, voxel=voxel, grid_res=grid_res
+                )
                 report.done.append(job.name)
                 if predictor.last_run is not None:
                     report.runs[job.name] = predictor.last_run
@@ -203,8 +216,9 @@ def predict_files(
         report.summary = _write_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
     report.notes = list(predictor.notes)
+    rescaled = {n: r["rescaled_to"] for n, r in per_image.items() if "rescaled_to" in r}
     if report.done:  # nothing (not even the folder) is created when every image failed
-        _write_run_config(out, pkg, predictor, post, options, jobs, report, gt)
+        _write_run_config(out, pkg, predictor, post, options, jobs, report, gt, rescaled=rescaled)
     if report.failures:
         raise PredictBatchError(report)
     return report
@@ -249,21 +263,38 @@ def _read_inputs(job: Job, options: PredictOptions):
     return images, first, resolution
 
 
-def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
-    """Predict one job, then write its files (all computed first: a failure leaves nothing of this image)."""
+def _run_one(
+    job: Job,
+    predictor,
+    post: _Post,
+    options: PredictOptions,
+    out: Path,
+    progress,
+    *,
+    voxel=None,
+    grid_res=None,
+) -> dict:
+    """Predict one job, then write its files (all computed first: a failure leaves nothing of this image).
+
+    ``voxel``: the package's voxel size; an input of another voxel size is predicted at the package's and its
+    labels mapped back (see :mod:`runner.inference.resolution`); there the post-processor gets ``grid_res``,
+    the spacing the package was tuned with."""
     _check_job_outputs(job.name, out, options, post)
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
-    outputs = predictor.predict(
-        {k: im.data for k, im in images.items()},
-        progress=progress.tiles,
-        where=first.info.path,
-        tta=options.tta,
-    )
+    where = first.info.path
+    plan = input_plan(voxel, options.resolution, first.info.resolution, first.data.shape[1:], where=where)
+    data = {k: im.data if plan is None else to_package_grid(im.data, plan) for k, im in images.items()}
+    outputs = predictor.predict(data, progress=progress.tiles, where=where, tta=options.tta)
     result: dict = {"resolution": resolution, "shape": first.data.shape[1:]}
+    if plan is not None:
+        result["rescaled_to"] = {"voxel_size": list(plan.package_voxel), "shape": list(plan.package_shape)}
     labels = table = None
     if post.choice is not None:
-        labels = _instances(outputs, first.data, post, options, resolution, where=first.info.path)
+        pp_image, pp_res = (first.data, resolution) if plan is None else (data[next(iter(data))], grid_res)
+        labels = _instances(outputs, pp_image, post, options, pp_res, where=where)
+        if plan is not None:
+            labels = labels_to_input_grid(labels, plan)
         if gt is not None:
             from runner.metrics import evaluate_image
 
@@ -273,6 +304,8 @@ def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Pat
             from runner.measure import measure_labels
 
             table = measure_labels(labels, image=first.data, resolution=resolution)
+    if plan is not None and options.save_probabilities:
+        outputs = {k: outputs_to_input_grid(v, plan) for k, v in outputs.items()}
     _write_outputs(
         job.name, out, outputs, labels, table, options, post, ndim=first.ndim, resolution=resolution
     )
@@ -363,7 +396,7 @@ def _instances(outputs: dict, image: np.ndarray, post: _Post, options: PredictOp
         raise UserError(f"post-processor {post.choice.name!r} failed: {exc}", path=where) from None
 
 
-def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, gt) -> None:
+def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, gt, *, rescaled=None) -> None:
     from runner import __version__
     from runner.io import write_text_atomic
 
@@ -399,6 +432,8 @@ def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, g
         "options": options.model_dump(mode="json"),
         "inputs": {j.name: {k: str(v) for k, v in j.paths.items()} for j in jobs},
         "gt": None if gt is None else str(gt),
+        "voxel_size": pkg.runner_config.voxel_size if pkg.runner_config else None,
+        "rescaled": rescaled or {},
         "done": report.done,
         "failures": report.failures,
         "seconds": round(report.seconds, 3),

@@ -1,11 +1,11 @@
-"""Voxel-size-aware prediction: bring an input to the package's voxel size, and the labels back to the input grid.
+"""Voxel-size-aware prediction: an input brought to the package's voxel size, the labels back to its grid.
 
-A package trained at a known voxel size records it as ``config.runner.voxel_size`` (micrometres, one value per
-spatial axis ``(z,) y, x``, from the recipe's ``data.voxel_size``). When an input's voxel size (``runner predict
---resolution``, else the file's OME/ImageJ metadata) differs from it by more than :data:`TOLERANCE`, the image is
-resampled (linear) to the package's voxel size, predicted and post-processed there, and the instance labels are
-mapped back to the input grid by nearest neighbour, to the input's exact shape. Probability maps are resampled
-back linearly.
+A package trained at a known voxel size records it as ``config.runner.voxel_size`` (micrometres, one value
+per spatial axis ``(z,) y, x``, from the recipe's ``data.voxel_size``). When an input's voxel size
+(``runner predict --resolution``, else the file's OME/ImageJ metadata) differs from it by more than
+:data:`TOLERANCE`, the image is resampled (linear) to the package's voxel size, predicted and post-processed
+there, and the instance labels are mapped back to the input grid by nearest neighbour, to the input's exact
+shape. Probability maps are resampled back linearly.
 
     >>> plan = plan_rescale((0.5, 0.2, 0.2), (0.284, 0.127, 0.127), (40, 100, 100), where="vol.tif")
     >>> small = to_package_grid(image, plan)                 # (C, 70, 157, 157)
@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runner.errors import UserError
+
+if TYPE_CHECKING:
+    from runner.contracts import RunnerConfig
 
 TOLERANCE = 0.02
 """Relative difference of voxel sizes below which no resampling is done."""
@@ -40,9 +43,9 @@ class Rescale:
     """Spatial shape of the input resampled to the package's voxel size."""
 
 
-def package_voxel_size(runner_config: dict[str, Any] | None) -> tuple[float, ...] | None:
+def package_voxel_size(runner_config: RunnerConfig | None) -> tuple[float, ...] | None:
     """``config.runner.voxel_size`` of a package, or None when it records none."""
-    value = (runner_config or {}).get("voxel_size")
+    value = runner_config.voxel_size if runner_config is not None else None
     if not value:
         return None
     return tuple(float(v) for v in value)
@@ -124,7 +127,12 @@ def _zoom_to(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarra
     out = np.empty((array.shape[0], *shape), np.float32)
     for c in range(array.shape[0]):
         ndi.zoom(
-            np.asarray(array[c], np.float32), factors, output=out[c], order=order, mode="nearest", grid_mode=True
+            np.asarray(array[c], np.float32),
+            factors,
+            output=out[c],
+            order=order,
+            mode="nearest",
+            grid_mode=True,
         )
     return out
 
@@ -153,3 +161,45 @@ def labels_to_input_grid(labels: np.ndarray, plan: Rescale) -> np.ndarray:
     lead = labels.ndim - len(plan.input_shape)
     grid = np.ix_(*index)
     return labels[(slice(None),) * lead + grid] if lead else labels[grid]
+
+
+def check_rescalable(
+    package_voxel: tuple[float, ...] | None, given: list[float] | None, *, where: Path | str | None
+) -> None:
+    """Checks of an explicit ``--resolution`` that need no image: positive values, a package that can
+    rescale, and as many values as the package's voxel size."""
+    if not given:
+        return
+    if not all(np.isfinite(v) and v > 0 for v in given):
+        raise UserError(
+            f"--resolution values must be positive, got {','.join(f'{v:g}' for v in given)}",
+            hint="give voxel sizes in micrometres, e.g. 0.5,0.2,0.2",
+        )
+    if package_voxel is None:
+        plan_rescale(tuple(given), None, tuple(1 for _ in given), where=where, explicit=True)
+    elif len(given) != len(package_voxel):
+        raise UserError(
+            f"--resolution has {len(given)} values but the model is {len(package_voxel)}D",
+            path=where,
+            hint=f"give {len(package_voxel)} voxel sizes in micrometres, e.g. the package's "
+            f"{','.join(f'{v:g}' for v in package_voxel)}",
+        )
+    else:
+        plan_rescale(tuple(given), package_voxel, tuple(10 for _ in given), where=where, explicit=True)
+
+
+def input_plan(
+    package_voxel: tuple[float, ...] | None,
+    given: list[float] | None,
+    file_voxel: tuple[float, ...] | None,
+    shape: tuple[int, ...],
+    *,
+    where: Path | str | None,
+) -> Rescale | None:
+    """The rescaling of one input: ``--resolution`` when given, else the file's voxel size (an uncalibrated
+    file, all sizes 1, counts as unknown), compared with the package's."""
+    if given:
+        return plan_rescale(tuple(given), package_voxel, shape, where=where, explicit=True)
+    if file_voxel is None or all(v == 1.0 for v in file_voxel):
+        return None
+    return plan_rescale(tuple(file_voxel), package_voxel, shape, where=where)

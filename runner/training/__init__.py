@@ -51,7 +51,12 @@ def check_postprocessing(recipe: Recipe) -> None:
 
 
 def _apply_overrides(
-    recipe: Recipe, *, iterations: int | None, seed: int | None, threads: int | None = None
+    recipe: Recipe,
+    *,
+    iterations: int | None,
+    seed: int | None,
+    threads: int | None = None,
+    amp: bool | None = None,
 ) -> Recipe:
     from runner.recipes import merge, recipe_from_dict, recipe_to_dict
 
@@ -62,6 +67,8 @@ def _apply_overrides(
         override["training"]["seed"] = seed
     if threads is not None:
         override["training"]["threads"] = threads
+    if amp is not None:
+        override["training"]["amp"] = amp
     if not override["training"]:
         return recipe
     return recipe_from_dict(merge(recipe_to_dict(recipe), override), source="command-line overrides")
@@ -79,6 +86,9 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    max_minutes: float | None = None,
+    checkpoint_minutes: float | None = None,
+    amp: bool | None = None,
 ) -> TrainResult:
     """Train ``recipe`` on ``data_dir`` (``train/`` + ``val/``, or one folder split by ``data.val_fraction``).
 
@@ -94,6 +104,9 @@ def train(
         ``training.threads``.
     progress : show progress bars on stderr.
     stop_at : stop (resumably) once this iteration is reached, as if interrupted.
+    max_minutes : wall-time budget of this call: stop resumably (last.pt + charts written) when it runs out.
+    checkpoint_minutes : also write last.pt whenever this many minutes have passed since the last write.
+    amp : override ``training.amp`` (mixed precision on CUDA: bfloat16, else float16 with loss scaling).
     """
     from runner.training.checkpoints import load_checkpoint as _load
     from runner.training.data import load_datasets
@@ -107,7 +120,7 @@ def train(
         ckpt = _load(out / "checkpoints" / "last.pt")
         recipe = _resumed_recipe(recipe, ckpt, seed)
         seed = None
-    recipe = _apply_overrides(recipe, iterations=iterations, seed=seed, threads=threads)
+    recipe = _apply_overrides(recipe, iterations=iterations, seed=seed, threads=threads, amp=amp)
     dev = resolve_device(device)
     data = load_datasets(data_dir, recipe, progress=progress)
     if data.val:
@@ -121,7 +134,7 @@ def train(
             (out / "checkpoints").mkdir(parents=True, exist_ok=True)
             (out / "charts").mkdir(exist_ok=True)
         write_run_recipe(out, recipe)
-        return trainer.run(stop_at=stop_at)
+        return trainer.run(stop_at=stop_at, max_minutes=max_minutes, checkpoint_minutes=checkpoint_minutes)
 
 
 def _resumed_recipe(given: Recipe | None, ckpt: dict, seed: int | None) -> Recipe:

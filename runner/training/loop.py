@@ -20,7 +20,7 @@ from runner.training.charts import write_charts, write_log
 from runner.training.data import Datasets
 from runner.training.losses import InstanceLoss
 from runner.training.sampling import Batch, PatchSampler
-from runner.training.setup import InterruptGuard, make_optimizer, make_scheduler
+from runner.training.setup import InterruptGuard, WallClock, make_optimizer, make_scheduler
 from runner.training.validate import ValResult, higher_is_better, validate
 
 
@@ -37,6 +37,8 @@ class TrainResult:
     stopped_early: bool
     interrupted: bool
     seconds: float
+    budget_reached: bool = False
+    """Stopped (resumably) because the wall-time budget of this invocation (``max_minutes``) ran out."""
 
 
 class BestState(TypedDict):
@@ -263,13 +265,25 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------------- loop
 
-    def run(self, *, stop_at: int | None = None) -> TrainResult:
-        """Train to the end (or to iteration ``stop_at``, or until early stopping or Ctrl-C)."""
+    def run(
+        self,
+        *,
+        stop_at: int | None = None,
+        max_minutes: float | None = None,
+        checkpoint_minutes: float | None = None,
+    ) -> TrainResult:
+        """Train to the end (or to iteration ``stop_at``, or until early stopping or Ctrl-C).
+
+        ``max_minutes``: wall-time budget of this call; when it runs out, last.pt and the charts are written
+        and the run stops, resumable. ``checkpoint_minutes``: also write last.pt whenever this much wall time
+        has passed since the last write (e.g. 1 on a borrowed machine that may vanish).
+        """
         from tqdm import tqdm
 
         rc = self.recipe
         start_time = time.perf_counter() - self.elapsed
-        stopped_early = interrupted = False
+        clock = WallClock(max_minutes, checkpoint_minutes)
+        stopped_early = interrupted = budget_reached = False
         n_train = len(self.data.train)
         bar = tqdm(
             total=self.total,
@@ -304,8 +318,19 @@ class Trainer:
                     if due_val:
                         self.validation_pending = True
                         self._validate_now(guard, bar)
-                    if due_val or it % rc.training.checkpoint_every == 0 or last or guard.requested:
-                        self.save(charts=due_val or last or guard.requested)
+                    budget_reached = clock.budget_over() and not last
+                    if (
+                        due_val
+                        or it % rc.training.checkpoint_every == 0
+                        or last
+                        or guard.requested
+                        or budget_reached
+                        or clock.checkpoint_due()
+                    ):
+                        self.save(charts=due_val or last or guard.requested or budget_reached)
+                        clock.saved()
+                    if budget_reached:
+                        break
                     if self._patience_over():
                         stopped_early = True
                         break
@@ -317,7 +342,7 @@ class Trainer:
                 self.save()
             finally:
                 bar.close()
-        if stop_at is not None and not interrupted and self.iteration < self.total:
+        if stop_at is not None and not (interrupted or budget_reached) and self.iteration < self.total:
             self.save()
         self.elapsed = time.perf_counter() - start_time
         self._finish()
@@ -331,6 +356,7 @@ class Trainer:
             stopped_early=stopped_early,
             interrupted=interrupted,
             seconds=self.elapsed,
+            budget_reached=budget_reached,
         )
 
     def _validate_now(self, guard: InterruptGuard, bar) -> None:

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -133,3 +134,21 @@ def prepare_run_dir(out: Path, *, resume: bool) -> None:
         )
     if not out.parent.exists():
         raise UserError("parent folder of the run folder does not exist", path=out.parent)
+
+
+class WallClock:
+    """Wall time of one ``Trainer.run`` call: its budget, and when a timed checkpoint is due."""
+
+    def __init__(self, max_minutes: float | None, checkpoint_minutes: float | None):
+        self.start = self.last_save = time.perf_counter()
+        self.budget_s = None if max_minutes is None else 60.0 * max_minutes
+        self.every_s = None if checkpoint_minutes is None else 60.0 * checkpoint_minutes
+
+    def budget_over(self) -> bool:
+        return self.budget_s is not None and time.perf_counter() - self.start >= self.budget_s
+
+    def checkpoint_due(self) -> bool:
+        return self.every_s is not None and time.perf_counter() - self.last_save >= self.every_s
+
+    def saved(self) -> None:
+        self.last_save = time.perf_counter()
