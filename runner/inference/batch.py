@@ -291,7 +291,8 @@ def _run_one(
         result["rescaled_to"] = {"voxel_size": list(plan.package_voxel), "shape": list(plan.package_shape)}
     labels = table = None
     if post.choice is not None:
-        pp_image, pp_res = (first.data, resolution) if plan is None else (data[next(iter(data))], grid_res)
+        pp_image = first.data if plan is None else data[next(iter(data))]
+        pp_res = resolution if voxel is None else grid_res  # the spacing a voxel-size package was tuned at
         labels = _instances(outputs, pp_image, post, options, pp_res, where=where)
         if plan is not None:
             labels = labels_to_input_grid(labels, plan)
