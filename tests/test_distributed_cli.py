@@ -166,3 +166,15 @@ def test_image_folder_on_a_cluster_matches_single_process_and_resumes(tmp_path):
     assert json.loads((out / "summary.json").read_text())["pooled"]["aji"] == pytest.approx(
         ref["pooled"]["aji"]
     )
+
+
+def test_interrupted_run_leaves_nothing_a_rerun_would_trust(nuclei, tmp_path, monkeypatch):
+    def dies_midway(client, grid, *, sink, **kwargs):
+        sink.write(grid[0].core, np.ones(grid[0].shape, np.uint32))  # one chunk written, then the run dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("runner.distributed.engine.run_blockwise", dies_midway)
+    out = tmp_path / "out.ome.zarr"
+    result = invoke(PACKAGE, "-i", nuclei[0], "-o", out, "--cluster", "threads:1", "--object-size", "20")
+    assert result.exit_code == 130
+    assert not list(tmp_path.iterdir()), "neither the output nor its staging folder may remain"

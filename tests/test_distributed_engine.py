@@ -121,17 +121,17 @@ def test_ome_zarr_labels_metadata_round_trip(tmp_path, ngff):
 
 @pytest.mark.slow
 def test_volume_larger_than_worker_memory_stays_under_the_limit(tmp_path):
-    """A 1.2 GB float32 volume on workers limited to 360 MiB each (3.3x): every worker's peak stays below."""
+    """A 1 GiB float32 volume on workers limited to 256 MiB each (4x): every worker's peak stays below."""
     from distributed import Client, LocalCluster
 
     from runner.distributed.standin import peak_rss_mib, write_touching_volume
 
-    shape, limit_mib = (256, 1024, 1152), 360
-    write_touching_volume(tmp_path / "in.zarr", shape, chunks=(64, 256, 256), n_per_chunk=40, size=24)
+    shape, limit_mib = (256, 1024, 1024), 256
+    write_touching_volume(tmp_path / "in.zarr", shape, chunks=(64, 128, 128), n_per_chunk=8, size=12)
     nbytes = np.prod(shape) * 4
-    assert nbytes > 3 * limit_mib * 2**20
+    assert nbytes >= 4 * limit_mib * 2**20
     volume = open_volume(tmp_path / "in.zarr")
-    grid = BlockGrid.create(shape, (64, 256, 256), (24, 24, 24))
+    grid = BlockGrid.create(shape, (64, 128, 128), (12, 12, 12))
     scratch = create_labels(tmp_path / "scratch.zarr", shape, chunks=grid.block, axes="zyx", ngff=None)[0]
     sink = create_labels(tmp_path / "out.zarr", shape, chunks=grid.block, axes="zyx", ngff=None)[0]
     with LocalCluster(
@@ -201,3 +201,16 @@ def test_empty_blocks_are_skipped_by_the_low_resolution_test(tmp_path):
             )
     assert run.n_skipped == 3  # x >= 96 (x in 64..96 still sees the smoothed pyramid spill over)
     assert np.array_equal(sink.read((slice(0, 96), slice(0, 128))), _reference(image))
+
+
+def test_halo_smaller_than_objects_stops_before_writing(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from runner.errors import UserError
+
+    image = touching_objects((64, 64), n=12, size=30, seed=1)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client, pytest.raises(UserError, match="reach past the block halo"):
+            _run(client, tmp_path, image, (16, 16), (4, 4))
+    written = open_volume(tmp_path / "out.zarr", axes="yx").read((slice(0, 64), slice(0, 64)))
+    assert not written.any(), "pass 2 must not run when the halo is too small"

@@ -92,7 +92,9 @@ def predict_cmd(
         "over the workers.",
     ),
     block: str = typer.Option(
-        None, "--block", help="Zarr inputs: block (core) size (z,)y,x (default 1024 in 2D, 128 in 3D)."
+        None,
+        "--block",
+        help="Zarr inputs: block (core) size (z,)y,x (default 2048 in 2D, 128 in 3D; >= twice the halo).",
     ),
     object_size: int = typer.Option(
         None,

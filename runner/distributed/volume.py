@@ -20,7 +20,7 @@ import numpy as np
 
 from runner.errors import UserError
 
-DEFAULT_BLOCK = {2: 1024, 3: 128}
+DEFAULT_BLOCK = {2: 2048, 3: 128}
 DEFAULT_OBJECT_SIZE = 64
 STATS_FULL_MB = 512
 """Statistics are computed on the full-resolution volume up to this size, else on the coarsest level."""
@@ -75,7 +75,7 @@ def predict_volume(
     output : ``*.ome.zarr`` (NGFF labels group) or another ``*.zarr`` (plain array).
     options : :class:`runner.inference.batch.PredictOptions`.
     cluster : ``local:N`` or a scheduler address.
-    block : core size per spatial axis (default: 1024 in 2D, 128 in 3D, at least twice the halo).
+    block : core size per spatial axis (default: 2048 in 2D, 128 in 3D, at least twice the halo).
     object_size : largest object diameter in voxels (default: from a ``max_size`` param, else 64).
     skip_below : blocks whose coarsest-level region is at most this are background; ``"auto"``: the
         coarsest level's minimum; None: never skip.
@@ -84,7 +84,6 @@ def predict_volume(
     """
     from runner.distributed.cluster import connect, describe
     from runner.distributed.engine import run_blockwise
-    from runner.distributed.grid import BlockGrid
     from runner.distributed.model import PackageSegmenter, check_params
     from runner.distributed.standin import peak_rss_mib
     from runner.inference.batch import resolve_postprocessing
@@ -103,20 +102,13 @@ def predict_volume(
     check_params(post)
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
-    size = object_size or _object_size(post, volume) or DEFAULT_OBJECT_SIZE
-    halo = tuple(m + size for m in _network_margin(pkg, options, len(volume.spatial_shape)))
-    default = DEFAULT_BLOCK[len(volume.spatial_shape)]
-    block = tuple(block) if block else tuple(max(default, 2 * h) for h in halo)
-    if len(block) == 1:
-        block = block * len(volume.spatial_shape)
-    grid = BlockGrid.create(volume.spatial_shape, block, halo)
+    grid = _grid(pkg, options, post, volume, block, object_size)
     stats = _statistics(pkg, volume, options)
     resolution = tuple(options.resolution) if options.resolution else volume.scale
     segment = PackageSegmenter(str(Path(package).resolve()), options.model_dump(), stats, resolution)
     is_empty = _empty_test(volume, skip_below)
     ome = output.name.lower().endswith(".ome.zarr")
     with connect(cluster, memory_limit=memory_limit) as client, atomic_path(output) as tmp:
-        levels = _levels(volume.spatial_shape, volume.spatial_axes) if ome else 1
         sinks = create_labels(
             tmp,
             volume.spatial_shape,
@@ -125,7 +117,7 @@ def predict_volume(
             scale=volume.scale,
             ngff=(volume.ngff if volume.ngff in ("0.4", "0.5") else "0.4") if ome else None,
             source=Path(source) if volume.ngff else None,
-            levels=levels,
+            levels=_levels(volume.spatial_shape, volume.spatial_axes) if ome else 1,
         )
         scratch = create_labels(
             tmp / "_scratch.zarr",
@@ -161,6 +153,17 @@ def predict_volume(
         where,
         peaks,
     )
+
+
+def _grid(pkg, options, post, volume, block, object_size):
+    """Blocks with a halo of the network's margin plus the largest object."""
+    from runner.distributed.grid import BlockGrid
+
+    size = object_size or _object_size(post, volume) or DEFAULT_OBJECT_SIZE
+    ndim = len(volume.spatial_shape)
+    halo = tuple(m + size for m in _network_margin(pkg, options, ndim))
+    block = tuple(block) if block else tuple(max(DEFAULT_BLOCK[ndim], 2 * h) for h in halo)
+    return BlockGrid.create(volume.spatial_shape, block * ndim if len(block) == 1 else block, halo)
 
 
 def _check_output(output: Path, overwrite: bool) -> Path:
