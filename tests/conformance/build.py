@@ -72,11 +72,30 @@ def _test_inputs(case: Case, dims: tuple[str, ...], seed: int) -> list[np.ndarra
 
 
 def expected_outputs(case: Case, net, inputs: list[np.ndarray], dims: tuple[str, ...]) -> list[np.ndarray]:
-    """The reference prediction: numpy pre-processing, the eager torch network, numpy post-processing."""
+    """The reference prediction: numpy pre-processing, the eager torch network, numpy post-processing.
+
+    With ``case.running_stats`` the samples are predicted one after the other, the pre-processing statistics
+    being those of every sample so far (running per-dataset statistics, as a runner going through files sees
+    them)."""
+    if case.running_stats:
+        per_sample = [
+            _expected(case, net, [x[b : b + 1] for x in inputs], dims, [x[: b + 1] for x in inputs])
+            for b in range(case.batch)
+        ]
+        return [np.concatenate(outs) for outs in zip(*per_sample, strict=True)]
+    return _expected(case, net, inputs, dims, None)
+
+
+def _expected(case: Case, net, inputs, dims, stats_from) -> list[np.ndarray]:
     import torch
 
     raw_in = {INPUT_IDS[i]: x.astype(np.float64) for i, x in enumerate(inputs)}
-    pre = [apply_ops(x, dims, case.pre[i], tensors=raw_in).astype(np.float32) for i, x in enumerate(inputs)]
+    pre = [
+        apply_ops(
+            x, dims, case.pre[i], tensors=raw_in, stats_from=None if stats_from is None else stats_from[i]
+        ).astype(np.float32)
+        for i, x in enumerate(inputs)
+    ]
     with torch.no_grad():
         outs = net(*(torch.from_numpy(np.ascontiguousarray(x)) for x in pre))
     outs = [outs] if isinstance(outs, torch.Tensor) else list(outs)

@@ -65,6 +65,8 @@ class Case:
     """(rtol, atol, mismatched elements per million) written to the rdf; None: the spec's default."""
     default: tuple[str, ...] = ()
     """Weight formats run by the default (not slow) suite."""
+    running_stats: bool = False
+    """Samples are predicted one after the other with running per-dataset statistics (test output, core)."""
     core_cannot: str | None = None
     """Why bioimageio.core cannot predict this package (None: it can)."""
 
@@ -292,6 +294,14 @@ CASES: tuple[Case, ...] = (
         pre=((op("zero_mean_unit_variance", axes=SPACE2),),),
         post=((op("sigmoid"),),),
         default=("onnx",),
+    ),
+    Case(
+        "per_dataset_two_images",
+        ("zero_mean_unit_variance per dataset over several images (running statistics)",),
+        batch=2,
+        running_stats=True,
+        pre=((op("zero_mean_unit_variance", axes=("batch", "channel", *SPACE2)),),),
+        post=((op("sigmoid"),),),
     ),
     Case(
         "tolerance_declared",

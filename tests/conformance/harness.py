@@ -134,15 +134,40 @@ def test_tensors(descr) -> TensorIO:
     )
 
 
-def core_predict(descr, weights: str, device: str) -> dict[str, np.ndarray]:
-    """bioimageio.core's whole-sample prediction of the test input, as ``bioimageio test`` computes it."""
-    from bioimageio.core import create_prediction_pipeline
+def core_predict(descr, weights: str, device: str, *, sequential: bool = False) -> dict[str, np.ndarray]:
+    """bioimageio.core's whole-sample prediction of the test input, as ``bioimageio test`` computes it.
+
+    ``sequential``: each sample of the test input in turn through one pipeline (its dataset statistics
+    running over the samples so far, as ``predict_many`` does), the outputs stacked along the batch axis.
+    """
+    from bioimageio.core import Sample, Tensor, create_prediction_pipeline
     from bioimageio.core.digest_spec import get_test_input_sample
 
-    sample = get_test_input_sample(descr)
+    whole = get_test_input_sample(descr)
+    samples = [whole]
+    if sequential:
+        arrays = {k: (np.asarray(t.data), tuple(t.dims)) for k, t in whole.members.items()}
+        n = next(a.shape[d.index("batch")] for a, d in arrays.values())
+        samples = [
+            Sample(
+                members={
+                    k: Tensor.from_numpy(np.take(a, [b], axis=d.index("batch")), dims=d)
+                    for k, (a, d) in arrays.items()
+                },
+                stat={},
+                id=b,
+            )
+            for b in range(n)
+        ]
+    outs: dict[str, list[np.ndarray]] = {}
     with create_prediction_pipeline(descr, weight_format=weights, devices=[device]) as pp:  # type: ignore[arg-type]
-        out = pp.predict_sample_without_blocking(sample, skip_input_padding=True, skip_output_cropping=True)
-    return {str(k): canonical(np.asarray(t.data), t.dims) for k, t in out.members.items()}
+        for sample in samples:
+            out = pp.predict_sample_without_blocking(
+                sample, skip_input_padding=True, skip_output_cropping=True
+            )
+            for k, t in out.members.items():
+                outs.setdefault(str(k), []).append(canonical(np.asarray(t.data), t.dims))
+    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 def write_inputs(io: TensorIO, folder: Path) -> tuple[list[str], list[str]]:
@@ -217,6 +242,7 @@ def run_package(
     weights: str,
     device: str = "cpu",
     with_core: bool = True,
+    sequential: bool = False,
     extra: tuple[str, ...] = (),
 ) -> Outcome:
     """Predict the package's test input with the runner (and bioimageio.core) and compare."""
@@ -235,7 +261,7 @@ def run_package(
         outcome.vs_test[oid] = _compare_reshaped(got[oid], expected, tol)
     if with_core:
         try:
-            core = core_predict(descr, weights, device)
+            core = core_predict(descr, weights, device, sequential=sequential)
         except Exception as exc:  # recorded: the case states whether core is expected to run it
             outcome.core_error = f"{type(exc).__name__}: {exc}"[:400]
         else:

@@ -85,11 +85,18 @@ def apply_op(
 
 
 def apply_ops(
-    x: np.ndarray, dims: Sequence[str], ops: Sequence[Op], *, tensors: Mapping[str, np.ndarray]
+    x: np.ndarray,
+    dims: Sequence[str],
+    ops: Sequence[Op],
+    *,
+    tensors: Mapping[str, np.ndarray],
+    stats_from: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Apply a chain of ops in float64 (``ensure_dtype`` casts where it stands)."""
-    raw = np.asarray(x, dtype=np.float64)
-    y = raw
+    """Apply a chain of ops in float64 (``ensure_dtype`` casts where it stands); statistics are those of
+    ``stats_from`` when given (e.g. every sample seen so far, for running per-dataset statistics), else of
+    ``x``."""
+    y = np.asarray(x, dtype=np.float64)
+    raw = y if stats_from is None else np.asarray(stats_from, dtype=np.float64)
     for o in ops:
         y = apply_op(y if y.dtype.kind == "f" else y.astype(np.float64), dims, o, raw=raw, tensors=tensors)
         if o.name != "ensure_dtype":

@@ -46,6 +46,7 @@ def run_matrix(
                 weights=w,
                 device=device,
                 with_core=case.core_cannot is None,
+                sequential=case.running_stats,
                 extra=extra,
             )
             print(("ok   " if outcome.runner_ok else "FAIL ") + outcome.summary(), flush=True)
@@ -149,12 +150,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-zoo", action="store_true", help="skip unet2d_nuclei_broad")
     parser.add_argument("--extra", default="", help="more runner predict options, e.g. '--tile whole'")
     parser.add_argument("--json", type=Path, default=None, help="also write the outcomes as JSON")
-    parser.add_argument("--from-json", type=Path, default=None, help="print the tables of a --json file")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", default=None, help="print the tables of --json file(s), merged"
+    )
     args = parser.parse_args(argv)
     wanted = set(filter(None, args.cases.split(",")))
     cases = [c for c in CASES if not wanted or c.id in wanted]
     if args.from_json:
-        results = [_from_dict(d) for d in json.loads(args.from_json.read_text())]
+        order = {c.id: i for i, c in enumerate(CASES)}
+        loaded = [_from_dict(d) for f in args.from_json for d in json.loads(f.read_text())]
+        results = sorted(loaded, key=lambda r: order.get(r[1].name, len(order)))  # stable: weights order kept
         print(feature_table(results))
         print()
         print(run_table(results))

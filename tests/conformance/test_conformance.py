@@ -49,6 +49,7 @@ def _run(case: Case, weights: str, device: str, packages, tmp_path, *, extra: tu
         weights=weights,
         device=device,
         with_core=case.core_cannot is None,
+        sequential=case.running_stats,
         extra=extra,
     )
     assert_conforms(outcome, with_core=case.core_cannot is None)
