@@ -363,7 +363,13 @@ def _load_descr(rdf: Path, source: Path):
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    _original_format_version(rdf)  # a readable YAML mapping, else a clear error
+    from runner.inference.spec04 import converter_refuses, load_native
+
+    version = _original_format_version(rdf)  # a readable YAML mapping, else a clear error
+    if version.startswith(("0.3", "0.4")) and converter_refuses(rdf):
+        native = load_native(rdf)  # known refusal: skip the (slow, failing) conversion
+        if native is not None:
+            return native
     try:
         descr = load_description(rdf, format_version="latest", perform_io_checks=False)
     except Exception as exc:  # bioimageio.spec raises for unreadable or unknown sources
@@ -371,7 +377,9 @@ def _load_descr(rdf: Path, source: Path):
             f"cannot load the model description ({type(exc).__name__}: {exc})", path=source
         ) from None
     if isinstance(descr, InvalidDescr) and _original_format_version(rdf).startswith(("0.3", "0.4")):
-        native = _load_v04(rdf)  # the converter refused it; bioimageio.core runs 0.4 descriptions as they are
+        native = load_native(
+            rdf
+        )  # the converter refused it; bioimageio.core runs 0.4 descriptions as they are
         if native is not None:
             return native
     if isinstance(descr, InvalidDescr):
@@ -395,16 +403,3 @@ def _is_v04(descr) -> bool:
     from runner.inference.spec04 import is_v04
 
     return is_v04(descr)
-
-
-def _load_v04(rdf: Path):
-    """The description in its own format 0.4 (None when bioimageio.spec finds it invalid there too)."""
-    from bioimageio.spec import InvalidDescr, load_description
-
-    try:
-        descr = load_description(rdf, format_version="discover", perform_io_checks=False)
-    except Exception:  # the converted description's error is the one reported
-        return None
-    if isinstance(descr, InvalidDescr) or not _is_v04(descr) or getattr(descr, "type", None) != "model":
-        return None
-    return descr

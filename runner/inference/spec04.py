@@ -17,8 +17,10 @@ itself is read here into the same :class:`TensorInfo` objects:
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
+from runner import safety
 from runner.inference.sizes import SizeRule
 
 AXIS_IDS = {"b": "batch", "c": "channel", "i": "index", "t": "time"}
@@ -142,3 +144,26 @@ def test_tensor_source(descr: Any, tensor_id: str) -> Any:
             if str(t.name) == tensor_id:
                 return files[i] if i < len(files) else None
     return None
+
+
+def load_native(rdf: Path):
+    """The description in its own format 0.4 (None when bioimageio.spec finds it invalid there too)."""
+    from bioimageio.spec import InvalidDescr, load_description
+
+    try:
+        descr = load_description(rdf, format_version="discover", perform_io_checks=False)
+    except Exception:  # the converted description's error is the one reported
+        return None
+    if isinstance(descr, InvalidDescr) or not is_v04(descr) or getattr(descr, "type", None) != "model":
+        return None
+    return descr
+
+
+def converter_refuses(rdf: Path) -> bool:
+    """Whether bioimageio.spec's 0.4 -> 0.5 converter refuses the description for a reason runner reads
+    natively: an output with a fixed shape and a halo ("output axis with halo and fixed size not allowed")."""
+    data = safety.load_yaml(rdf, what="model description")
+    for out in (data.get("outputs") or []) if isinstance(data, dict) else []:
+        if isinstance(out, dict) and isinstance(out.get("shape"), list) and any(out.get("halo") or []):
+            return True
+    return False
