@@ -397,3 +397,29 @@ def test_region_of_a_larger_image_equals_the_whole_pass(raw_package, border):
             np.testing.assert_allclose(
                 part[:, keep_y, keep_x], whole[:, y0:y1, x0:x1][:, keep_y, keep_x], atol=1e-5
             )
+
+
+def test_receptive_field_tells_local_from_global_networks():
+    """A box filter is local (its radius is measured); subtracting the image mean is global (a one-pixel change
+    moves it by less than the tolerance, the far-input probe catches it); a box wider than the probe is
+    capped, not called global, when the budget has no room for a larger probe."""
+    from runner.inference.halo import receptive_field
+
+    rules = [SizeRule("parameterized", min=16, step=16)] * 2
+
+    def local(b):
+        return [_box_filter(b[0], 5)]
+
+    def global_mean(b):
+        x = b[0].astype(np.float64)
+        return [(x - x.mean(axis=(2, 3), keepdims=True)).astype(np.float32)]
+
+    def wide(b):
+        return [_box_filter(b[0], 140)]
+
+    kw = {"channels": [1], "rules": rules, "ratios": [(1, 1)]}
+    rf = receptive_field(local, **kw)
+    assert all(5 <= r <= 6 for r in rf.radius) and not rf.global_ops and not rf.capped
+    assert receptive_field(global_mean, **kw).global_ops
+    capped = receptive_field(wide, max_voxels=256 * 256, **kw)
+    assert capped.capped and not capped.global_ops and capped.radius == (64, 64)

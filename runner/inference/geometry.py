@@ -18,6 +18,7 @@ from runner.errors import UserError
 from runner.inference.package import AxisInfo, Package, TensorInfo
 from runner.inference.sizes import SizeRule
 from runner.inference.tiling import OutputGeometry, TilePlan
+from runner.io import gray_if_lossless
 
 
 def _transpose(x, perm):
@@ -279,3 +280,28 @@ def check_secondary_rules(pkg: Package, geo: Geometry, plan: TilePlan) -> None:
                     path=pkg.source,
                     hint="pass a --tile valid for every input",
                 )
+
+
+def check_inputs(pkg: Package, geo: Geometry, inputs, where) -> dict[str, np.ndarray]:
+    """The image(s) of one prediction checked against the model: ``{input id: (C, *spatial)}``."""
+    if not isinstance(inputs, dict):
+        inputs = {next(iter(geo.inputs)): inputs}
+    missing = [t.id for t in pkg.inputs if t.id not in inputs and not t.optional]
+    unknown = [k for k in inputs if k not in geo.inputs]
+    if missing or unknown:
+        raise UserError(
+            f"the model takes inputs {', '.join(geo.inputs)}; got {', '.join(inputs) or 'none'}",
+            path=where,
+            hint="pass one image per input with --input NAME=PATH",
+        )
+    shapes = set()
+    for name, arr in inputs.items():
+        arr = gray_if_lossless(np.asarray(arr), pkg.input(name).n_channels)
+        check_image(arr, pkg.input(name), geo, where)
+        shapes.add(tuple(arr.shape[1:]))
+        inputs[name] = arr
+    if len(shapes) > 1:
+        raise UserError(
+            f"the model's inputs must have the same spatial shape, got {sorted(shapes)}", path=where
+        )
+    return inputs

@@ -34,6 +34,9 @@ class ReceptiveField:
     """True when outputs depend on input far beyond any local neighbourhood."""
     probe: tuple[int, ...]
     """The largest probe shape used."""
+    capped: bool = False
+    """True when the radius reached the border of the largest probe the memory budget allows (it is then
+    capped at a quarter of the probe, and tiles may differ slightly from a whole-image pass)."""
 
 
 def probe_shape(rules: Sequence[SizeRule], *, scale: int = 1) -> tuple[int, ...]:
@@ -58,8 +61,13 @@ def receptive_field(
     channels: Sequence[int],
     rules: Sequence[SizeRule],
     ratios: Sequence[Sequence[Fraction | int]],
+    max_voxels: int | None = None,
 ) -> ReceptiveField:
-    """Measure the receptive field and detect global operations (see the module docstring)."""
+    """Measure the receptive field and detect global operations (see the module docstring).
+
+    ``max_voxels`` bounds the second, larger probe (the memory budget); without room for it a radius that
+    reaches the first probe's border is capped and reported as such, not as a global network.
+    """
     shape = probe_shape(rules)
     radius = measure_receptive_field(forward, channels=channels, shape=shape, ratios=ratios)
     reached = [r >= s // 2 - 1 for r, s in zip(radius, shape, strict=True)]
@@ -67,6 +75,8 @@ def receptive_field(
         bigger = probe_shape(rules, scale=2)
         if all(b <= s for b, s, hit in zip(bigger, shape, reached, strict=True) if hit):
             return ReceptiveField(tuple(s // 4 for s in shape), True, shape)
+        if max_voxels is not None and math.prod(bigger) > max_voxels:
+            return ReceptiveField(tuple(s // 4 for s in shape), False, shape, capped=True)
         radius = measure_receptive_field(forward, channels=channels, shape=bigger, ratios=ratios)
         if any(r >= s // 2 - 1 for r, s in zip(radius, bigger, strict=True)):
             return ReceptiveField(tuple(s // 4 for s in shape), True, bigger)

@@ -27,20 +27,20 @@ import numpy as np
 from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import resolve_device, tiles_on_gpu
-from runner.inference.geometry import Geometry, build_geometry, check_image, check_secondary_rules
+from runner.inference.geometry import Geometry, build_geometry, check_inputs, check_secondary_rules
 from runner.inference.halo import receptive_field
 from runner.inference.options import InferenceOptions, with_overrides
 from runner.inference.package import Package, load_package
 from runner.inference.planning import (
     BYTES_PER_VOXEL,
-    DEFAULT_CPU_MEMORY_MB,
+    CAPPED_NOTE,
     GLOBAL_OPS_NOTE,
     MAX_BATCH,
     Context,
     RunInfo,
     border_extension,
+    budget_mb,
     ceil_to,
-    default_cpu_memory_mb,
     mirror_axes,
     per_axis,
     region_plan,
@@ -48,7 +48,6 @@ from runner.inference.planning import (
 )
 from runner.inference.processing import Processing
 from runner.inference.tiling import TilePlan, choose_tile, pad_image, plan_tiles, run_tiled
-from runner.io import gray_if_lossless
 
 TileSpec = Sequence[int] | str | None
 
@@ -110,28 +109,7 @@ class Predictor:
     # ---------------------------------------------------------------------------------------------- inputs
 
     def _check_inputs(self, inputs, where) -> dict[str, np.ndarray]:
-        pkg, geo = self.package, self.geometry
-        if not isinstance(inputs, dict):
-            inputs = {next(iter(geo.inputs)): inputs}
-        missing = [t.id for t in pkg.inputs if t.id not in inputs and not t.optional]
-        unknown = [k for k in inputs if k not in geo.inputs]
-        if missing or unknown:
-            raise UserError(
-                f"the model takes inputs {', '.join(geo.inputs)}; got {', '.join(inputs) or 'none'}",
-                path=where,
-                hint="pass one image per input with --input NAME=PATH",
-            )
-        shapes = set()
-        for name, arr in inputs.items():
-            arr = gray_if_lossless(np.asarray(arr), pkg.input(name).n_channels)
-            check_image(arr, pkg.input(name), geo, where)
-            shapes.add(tuple(arr.shape[1:]))
-            inputs[name] = arr
-        if len(shapes) > 1:
-            raise UserError(
-                f"the model's inputs must have the same spatial shape, got {sorted(shapes)}", path=where
-            )
-        return inputs
+        return check_inputs(self.package, self.geometry, inputs, where)
 
     def _preprocess(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         model_arrays, axes = {}, {}
@@ -189,11 +167,20 @@ class Predictor:
         geo = self.geometry
         channels = [t.n_channels or 1 for t in self.package.inputs]
         ratios = [g.ratio if g is not None else (1,) * geo.ndim for g in geo.output_geometry.values()]
-        rf = receptive_field(self.canonical_forward, channels=channels, rules=geo.rules, ratios=ratios)
+        rf = receptive_field(
+            self.canonical_forward,
+            channels=channels,
+            rules=geo.rules,
+            ratios=ratios,
+            max_voxels=self._budget_voxels(),
+        )
         radius = tuple(
             ceil_to(r, q) if q <= 32 else r for r, q in zip(rf.radius, geo.granularity, strict=True)
         )
+        if rf.capped:
+            self.notes.append(CAPPED_NOTE.format(probe="x".join(map(str, rf.probe))))
         source = "capped: the network has global operations" if rf.global_ops else "measured"
+        source = "measured, capped at a quarter of the probe" if rf.capped else source
         return Context(radius, source, rf.global_ops)
 
     # --------------------------------------------------------------------------------------------- predict
@@ -257,18 +244,7 @@ class Predictor:
         return max(int(self._budget_mb() * 2**20 / BYTES_PER_VOXEL), 1)
 
     def _budget_mb(self) -> float:
-        mb = self.memory_mb
-        if mb is None and self.device.is_cuda:
-            import torch
-
-            if torch.cuda.is_available():  # any backend: the device's free memory bounds the tiles
-                free, _ = torch.cuda.mem_get_info(self.device.index)
-                mb = free / 2**20 / 2
-            else:  # onnxruntime-gpu beside a CPU build of torch: host memory says nothing about the GPU
-                mb = DEFAULT_CPU_MEMORY_MB
-        if mb is None:
-            mb = default_cpu_memory_mb()
-        return float(mb)
+        return budget_mb(self.memory_mb, self.device)
 
     def predict(
         self,

@@ -40,6 +40,12 @@ GLOBAL_OPS_NOTE = (
     "to avoid it)"
 )
 
+CAPPED_NOTE = (
+    "the network's receptive field reaches past a {probe} probe and the memory budget allows no larger one: "
+    "the margin between tiles is capped at a quarter of the probe, so tiles may differ slightly from a "
+    "whole-image pass (pass --halo, or raise --memory-mb)"
+)
+
 
 def default_cpu_memory_mb() -> float:
     """Half of the memory available now, at least :data:`DEFAULT_CPU_MEMORY_MB` and at most 16 GiB.
@@ -66,6 +72,23 @@ def _available_memory_mb() -> float | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def budget_mb(memory_mb: float | None, device) -> float:
+    """The activation memory budget in MiB: ``memory_mb``, else half the free memory of a CUDA device, else
+    :func:`default_cpu_memory_mb`."""
+    mb = memory_mb
+    if mb is None and device.is_cuda:
+        import torch
+
+        if torch.cuda.is_available():  # any backend: the device's free memory bounds the tiles
+            free, _ = torch.cuda.mem_get_info(device.index)
+            mb = free / 2**20 / 2
+        else:  # onnxruntime-gpu beside a CPU build of torch: host memory says nothing about the GPU
+            mb = DEFAULT_CPU_MEMORY_MB
+    if mb is None:
+        mb = default_cpu_memory_mb()
+    return float(mb)
 
 
 @dataclass(frozen=True)
