@@ -400,9 +400,9 @@ def test_region_of_a_larger_image_equals_the_whole_pass(raw_package, border):
 
 
 def test_receptive_field_tells_local_from_global_networks():
-    """A box filter is local (its radius is measured); subtracting the image mean is global (a one-pixel change
-    moves it by less than the tolerance, the far-input probe catches it); a box wider than the probe is
-    capped, not called global, when the budget has no room for a larger probe."""
+    """A box filter is local (its radius is measured); subtracting the image mean is global (a one-pixel
+    change moves it by less than the tolerance, the far-input probe catches it); a box wider than the probe
+    is capped, not called global, when the budget has no room for a larger probe."""
     from runner.inference.halo import receptive_field
 
     rules = [SizeRule("parameterized", min=16, step=16)] * 2
