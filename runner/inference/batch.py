@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -30,6 +30,7 @@ from runner.errors import BatchError, UserError
 from runner.inference.inputs import Job, collect_jobs
 from runner.inference.options import InferenceOptions
 from runner.inference.package import Package, PostprocessingChoice, load_package
+from runner.inference.progress import Progress
 from runner.inference.resolution import (
     check_rescalable,
     input_plan,
@@ -38,9 +39,6 @@ from runner.inference.resolution import (
     package_voxel_size,
     to_package_grid,
 )
-
-if TYPE_CHECKING:
-    from tqdm import tqdm
 
 
 class PredictOptions(InferenceOptions):
@@ -196,7 +194,7 @@ def predict_files(
     predictor = Predictor(pkg, options)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}
-    with predictor, _Progress(len(jobs), enabled=options.progress, on_tiles=on_tiles) as progress:
+    with predictor, Progress(len(jobs), enabled=options.progress, on_tiles=on_tiles) as progress:
         for job in jobs:
             progress.start(job.name)
             try:
@@ -440,52 +438,3 @@ def _write_run_config(out, pkg, predictor, post: _Post, options, jobs, report, g
         "seconds": round(report.seconds, 3),
     }
     write_text_atomic(out / "run_config.json", json.dumps(config, indent=2, default=str))
-
-
-class _Progress:
-    """tqdm bars over images and over the tiles of the current image (stderr; silent when disabled)."""
-
-    def __init__(self, n_images: int, *, enabled: bool, on_tiles: Callable[[int, int], None] | None = None):
-        self.enabled = enabled
-        self.on_tiles = on_tiles
-        self.n_images = n_images
-        self.images: tqdm | None = None
-        self.tile_bar: tqdm | None = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.images = tqdm(total=self.n_images, desc="images", unit="img", position=0, dynamic_ncols=True)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.tile_bar is not None:
-            self.tile_bar.close()
-        if self.images is not None:
-            self.images.close()
-
-    def start(self, name: str) -> None:
-        if self.images is not None:
-            self.images.set_postfix_str(name[:40])
-
-    def tiles(self, done: int, total: int) -> None:
-        if self.on_tiles is not None:
-            self.on_tiles(done, total)
-        if not self.enabled:
-            return
-        if self.tile_bar is None:
-            from tqdm import tqdm
-
-            self.tile_bar = tqdm(
-                total=total, desc="tiles", unit="tile", position=1, leave=False, dynamic_ncols=True
-            )
-        self.tile_bar.n = done
-        self.tile_bar.refresh()
-
-    def finish(self) -> None:
-        if self.tile_bar is not None:
-            self.tile_bar.close()
-            self.tile_bar = None
-        if self.images is not None:
-            self.images.update(1)
