@@ -182,3 +182,45 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path):
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_predict_removes_the_unpacked_package(tmp_path):
+    """The issue's case: SIGTERM while predicting from a zip leaves no unpacked package in the temp folder."""
+    model = build_package(tmp_path / "m" / "model", runner_config=RUNNER_CONFIG, make_zip=True).zip
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        tifffile.imwrite(folder / f"i{i:02d}.tif", (rng.random((256, 256)) * 200).astype(np.uint8))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TMPDIR": str(tmp),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner",
+        "predict",
+        str(model),
+        "-i",
+        str(folder),
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    proc = subprocess.Popen(
+        [*cmd, "-q", "--tta"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert _wait_for(lambda: any(p.name.startswith("bmz-runner-pkg-") for p in tmp.iterdir()))
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert list(tmp.iterdir()) == []

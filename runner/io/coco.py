@@ -24,7 +24,7 @@ class CocoImage:
     def to_labels(self) -> np.ndarray:
         """``(Y, X)`` uint32 label image; where masks overlap the smaller object stays on top."""
         labels = np.zeros(self.masks.shape[1:], np.uint32)
-        areas = self.masks.reshape(len(self.masks), -1).sum(1)
+        areas = self.masks.reshape(len(self.masks), labels.size).sum(1)  # also for an image without objects
         for i in np.argsort(-areas, kind="stable"):  # large first, small painted last
             labels[self.masks[i]] = i + 1
         return labels
