@@ -10,6 +10,7 @@ import math
 
 from exporters.options import ExportContext
 from runner.contracts import TunedOn
+from runner.safety.paths import scrub_text
 
 
 def _fmt(value) -> str:
@@ -214,7 +215,7 @@ def _training(ctx: ExportContext) -> list[str]:
         f"- checkpoint `{ctx.options.checkpoint}`: iteration {meta.iteration} of {meta.total_iterations}"
         f"; best {best.metric} {_fmt(best.value)} at {best.iteration}",
         f"- data: {len(data.train_images)} training image(s) from "
-        f"`{data.train if data.train is not None else '?'}`",
+        f"`{scrub_text(str(data.train)) if data.train is not None else '?'}`",
     ]
     if rec.export.training_data:
         out.append(f"- training data: {rec.export.training_data}")

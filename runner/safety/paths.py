@@ -135,6 +135,15 @@ def shareable_name(path: str | Path, *, keep: int = 2) -> str:
     return "/".join(parts)
 
 
+_PATH_TOKEN = re.compile(r"(?<![\w:/.~])(?:~|[A-Za-z]:)?/[\w.\-]+(?:/[\w.\-]+)+")
+
+
+def scrub_text(text: str, *, keep: int = 2) -> str:
+    """``text`` with every absolute local path in it (``/home/me/data/x``) replaced by :func:`shareable_name`;
+    URLs are left alone."""
+    return _PATH_TOKEN.sub(lambda m: shareable_name(m.group(0), keep=keep), text)
+
+
 def scrub_local_paths(obj: Any, *, keep: int = 2) -> Any:
     """A copy of a YAML/JSON-like value with every absolute local path string replaced by
     :func:`shareable_name` (strings with spaces or URLs are left alone)."""
@@ -142,8 +151,8 @@ def scrub_local_paths(obj: Any, *, keep: int = 2) -> Any:
         return {k: scrub_local_paths(v, keep=keep) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [scrub_local_paths(v, keep=keep) for v in obj]
-    if isinstance(obj, str) and _ABSOLUTE.match(obj) and "\n" not in obj and "://" not in obj:
-        return shareable_name(obj, keep=keep)
+    if isinstance(obj, str):
+        return scrub_text(obj, keep=keep)
     return obj
 
 
@@ -155,6 +164,6 @@ def local_paths_in(obj: Any, *, where: str = "") -> list[str]:
         ]
     if isinstance(obj, (list, tuple)):
         return [h for i, v in enumerate(obj) for h in local_paths_in(v, where=f"{where}[{i}]")]
-    if isinstance(obj, str) and _ABSOLUTE.match(obj) and "\n" not in obj and "://" not in obj:
+    if isinstance(obj, str) and scrub_text(obj) != obj:
         return [f"{where}: {obj}"]
     return []
