@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 BOMB_LEVELS = 9
@@ -109,13 +110,29 @@ def replace_weights(folder: Path, fmt: str, new_file: Path) -> None:
     edit_rdf(folder, edit)
 
 
-def evil_torchscript(path: Path, marker: Path, *, op: str = "from_file") -> Path:
-    """A TorchScript module whose nested submodule's helper method touches ``marker`` (not a tensor op)."""
-    import torch
+def save_through_function(x: torch.Tensor, target: str) -> torch.Tensor:
+    """A script function (not a method) that writes a file: reached through ``prim::CallFunction``."""
+    torch.save(x, target)
+    return x
 
+
+def evil_torchscript(path: Path, marker: Path, *, op: str = "from_file") -> Path:
+    """A TorchScript module whose nested submodule's helper method touches ``marker`` (not a tensor op):
+    ``from_file`` (reads/creates the file), ``save`` (writes it) or ``function`` (``save`` inside a script
+    function the method calls)."""
     marker_text = str(marker)
 
-    if op == "from_file":
+    if op == "function":
+
+        class Inner(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.target = marker_text
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return save_through_function(x, self.target)
+
+    elif op == "from_file":
 
         class Inner(torch.nn.Module):
             def __init__(self):

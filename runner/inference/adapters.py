@@ -113,7 +113,7 @@ def create_adapter(
                 return _onnx_adapter(pkg, device=device, threads=threads)
             if fmt == "torchscript":
                 return _torchscript_adapter(pkg, device=device, threads=threads, trust_code=trust_code)
-            return _state_dict_adapter(pkg, device=device, threads=threads)
+            return _state_dict_adapter(pkg, device=device, threads=threads, trust_code=trust_code)
         except UserError as exc:
             if weights is not None or isinstance(exc, (IntegrityError, UntrustedCode)):
                 raise
@@ -217,13 +217,14 @@ def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None, t
     return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
 
 
-def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapter:
+def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None, trust_code: bool) -> Adapter:
     """Build the package's architecture (its Python source: only called with trust) and load the state dict.
 
     bioimageio.core's ``load_torch_model`` loads the tensors with ``torch.load(..., weights_only=True)``.
     """
     from bioimageio.core.backends.pytorch_backend import load_torch_model
 
+    require_trust("pytorch_state_dict", trust_code=trust_code, path=pkg.source)  # the gate, at the last step
     entry = pkg.weights_entry("pytorch_state_dict")
     pkg.file(entry.source, sha256=entry.sha256, what="pytorch_state_dict weights")
     arch = entry.architecture

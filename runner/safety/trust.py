@@ -103,23 +103,20 @@ def _walk(block: Any) -> Iterator[Any]:
             yield from _walk(node.g("Subgraph"))
 
 
-def _graphs(module: Any) -> Iterator[tuple[str, Any]]:
-    """Every method's own graph of every submodule (so a refusal names where the op is), then the inlined
-    graphs, which add the script functions and classes those methods call."""
-    modules = list(module.named_modules())
-    for inlined in (False, True):
-        for mod_name, sub in modules:
-            c = sub._c
-            for method in c._method_names():
-                m = c._get_method(method)
-                yield f"{mod_name or 'model'}.{method}", m.inlined_graph if inlined else m.graph
-            if not inlined:
-                for hook in [*c._get_forward_pre_hooks(), *c._get_forward_hooks()]:
-                    yield f"{mod_name or 'model'}.{hook.name}", hook.graph
+def _methods(module: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, method)`` of every method and hook of every submodule."""
+    for mod_name, sub in module.named_modules():
+        c = sub._c
+        for method in c._method_names():
+            yield f"{mod_name or 'model'}.{method}", c._get_method(method)
+        for hook in [*c._get_forward_pre_hooks(), *c._get_forward_hooks()]:
+            yield f"{mod_name or 'model'}.{hook.name}", hook
 
 
-def _call_target_ok(node: Any) -> bool:
-    """An un-inlined method call is fine when it targets a module of the archive (interface calls)."""
+def _is_module_call(node: Any) -> bool:
+    """A call to a method of a module of the archive (its own graph is inspected as that module's)."""
+    if node.kind() != "prim::CallMethod":
+        return False
     inputs = list(node.inputs())
     if not inputs:
         return False
@@ -127,20 +124,40 @@ def _call_target_ok(node: Any) -> bool:
     return name.startswith("__torch__.") and not name.startswith("__torch__.torch.classes.")
 
 
+def _refuse(kind: str, where: str, path: str | Path) -> None:
+    raise UntrustedCode(
+        f"the TorchScript graph calls {kind} (in {where}), which is not a tensor op: "
+        "it may touch files, memory or processes; refusing to run it",
+        path=path,
+        hint=TRUST_HINT,
+    )
+
+
 def inspect_torchscript(module: Any, *, path: str | Path) -> None:
-    """Refuse a loaded TorchScript module that uses ops outside the allow-list (named in the message)."""
-    for where, graph in _graphs(module):
-        for node in _walk(graph):
+    """Refuse a loaded TorchScript module that uses ops outside the allow-list (named in the message).
+
+    Every method's own graph of every submodule is walked (nested blocks and subgraphs included), so a
+    refusal names where the op is. A method that calls script functions or classes (``prim::CallFunction``,
+    methods of non-module objects) is walked again inlined, which adds the callees' ops.
+    """
+    calls_out = []
+    for where, method in _methods(module):
+        for node in _walk(method.graph):
             kind = node.kind()
-            if kind in ("prim::CallMethod", "prim::CallFunction") and _call_target_ok(node):
-                continue  # the callee's own graph is inspected too (its module, or the inlined pass)
+            if _is_module_call(node):
+                continue
+            if kind in ("prim::CallFunction", "prim::CallMethod"):
+                calls_out.append((where, method))
+                continue
             if not op_allowed(kind):
-                raise UntrustedCode(
-                    f"the TorchScript graph calls {kind} (in {where}), which is not a tensor op: "
-                    "it may touch files, memory or processes; refusing to run it",
-                    path=path,
-                    hint=TRUST_HINT,
-                )
+                _refuse(kind, where, path)
+    for where, method in dict.fromkeys(calls_out):
+        graph = getattr(method, "inlined_graph", None)
+        if graph is None:
+            _refuse("prim::CallFunction", where, path)
+        for node in _walk(graph):
+            if not _is_module_call(node) and not op_allowed(node.kind()):
+                _refuse(node.kind(), where, path)
 
 
 def load_torchscript(path: str | Path, *, trust_code: bool, map_location: Any = None) -> Any:

@@ -44,7 +44,8 @@ def check_yaml_text(text: str, *, path: str | Path | None = None, what: str = "Y
     stack: list[list[Any]] = []  # [anchor, expanded size] of the open collections
     total = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+        for event in yaml.parse(text, Loader=loader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 stack.append([event.anchor, 1])
                 if len(stack) > MAX_DEPTH:
