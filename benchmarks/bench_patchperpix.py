@@ -7,7 +7,7 @@ Inputs: 2D 256x256 touching blobs (~50 % foreground) with 25x25 patches, and 3D 
 on the patch channels, i.e. a plausible network output; both implementations get the same array and the same
 params (t = 0.5, connected components).
 
-The dense implementation (``runner.postprocessing.ppp_reference``) follows the published layout: a consensus
+The dense implementation (``runner.postprocessing.ppp.reference``) follows the published layout: a consensus
 array of ``prod(2p - 1)`` sums and counts for every pixel of the image (2 x 9.4 kB per pixel for 25x25)
 filled by ``K^2`` image-sized numpy updates. It does not fit the full inputs in time/memory here, so it runs
 on a central crop; ours runs on the same crop (the "agreement" column compares the two label images there,
@@ -67,8 +67,8 @@ def _status_kib(field: str) -> int:
 
 def _child(case, which: str, queue) -> None:
     """In a fresh (spawned) process: build the input, warm up, then time one call and its peak memory."""
-    from runner.postprocessing.patchperpix import assemble
-    from runner.postprocessing.ppp_reference import dense_assemble
+    from runner.postprocessing.ppp.patchperpix import assemble
+    from runner.postprocessing.ppp.reference import dense_assemble
 
     _, shape, n, radius, patch, crop = case
     labels, pred = make_input(shape, n, radius, patch)

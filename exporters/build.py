@@ -46,7 +46,7 @@ class ExportResult:
     """The validation metrics written into the README and ``config.runner``."""
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def check_out(out: Path, overwrite: bool) -> None:
     if not out.parent.is_dir():
         raise UserError(
             "the output folder does not exist", path=out.parent, hint="create it first or pick another --out"
@@ -196,7 +196,7 @@ def export_package(
 
     options = options or ExportOptions(**kwargs)
     out = Path(out)
-    _check_out(out, options.overwrite)
+    check_out(out, options.overwrite)
     loaded = load_run(run, which=options.checkpoint)
     with tempfile.TemporaryDirectory(prefix="bmz-export-") as tmp:
         folder = Path(tmp) / "package"
@@ -209,7 +209,7 @@ def export_package(
             package_name=out.name,
         )
         build_folder(ctx)
-        report = _publish(folder, out)
+        report = publish(folder, out)
     return ExportResult(
         path=out, name=ctx.name, weights=list(ctx.weights), report=report, validation=ctx.validation.metrics
     )
@@ -235,7 +235,7 @@ def scrub_rdf_paths(folder: Path) -> list[str]:
     return hits
 
 
-def _publish(folder: Path, out: Path, *, trust_code: bool = True) -> PackageReport:
+def publish(folder: Path, out: Path, *, trust_code: bool = True) -> PackageReport:
     """Zip (or copy) ``folder`` to a hidden sibling of ``out``, test it, then rename it into place.
 
     The sibling keeps the ``.zip`` suffix (tools recognise packages by it) and is removed on any failure.

@@ -133,7 +133,7 @@ def read_rdf(source: Path) -> dict:
 
 
 def _find_rdf(folder: Path, source: Path) -> Path:
-    from runner.inference.package import _find_rdf as find
+    from runner.inference.package import find_rdf as find
 
     return find(folder, source)
 

@@ -1,127 +1,265 @@
-"""A copy of a package with new post-processing params (``runner tune``): config, README, then tested.
-
-Only ``config.runner`` and the README's ``# Validation`` section change; weights, test tensors and every
-other field are copied as they are, and the rdf keeps the format version it was written in (so a 0.5.4-form
-package stays readable by older tools). The new rdf is validated with bioimageio.spec, and the package must
-pass bioimageio.core's test and bmz-runner's check before it is moved to its destination.
-"""
+"""``runner tune`` as a library call: :func:`retune_package` predicts once, searches the post-processor's
+params (:mod:`runner.tuning`), scores the best on the tuning (or ``--validate``) images and writes the new
+package (:func:`exporters.tuned_package.write_tuned_package`)."""
 
 from __future__ import annotations
 
-import copy
-import shutil
+import datetime
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from runner.contracts import PostprocessingConfig, TunedOn, ValidationInfo, parse_runner_config
+from exporters.build import check_out
+from exporters.docs import validation_section
+from exporters.evaluation import THRESHOLDS, ValidationReport, report_from_summary
+from exporters.tuned_package import write_tuned_package
+from runner.contracts import PostprocessingConfig, RunnerConfig, TunedOn, ValidationInfo
 from runner.errors import UserError
-
-RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
-
-
-def _unpack(source: Path, dest: Path) -> Path:
-    """Copy exactly the files the description references (and the rdf) into ``dest``.
-
-    Nothing else of the package's folder or zip is published (no folder copy: private files next to a
-    package stay on the machine); every reference is checked to lie inside the package (links resolved,
-    file contents copied, never the link), through the same gate as ``runner predict``.
-    """
-    from runner.inference.package import _find_rdf as find_rdf
-    from runner.inference.package import load_package
-    from runner.safety import inside_package, load_yaml, referenced_files
-
-    pkg = load_package(source)
-    try:
-        is_rdf = source.is_file() and source.suffix.lower() != ".zip"
-        rdf_src = source if is_rdf else find_rdf(pkg.root, source)
-        raw = load_yaml(rdf_src, what="model description")
-        files = referenced_files(pkg.descr) + [f for f in referenced_files(raw) if "://" not in f]
-        dest.mkdir(parents=True)
-        for rel in dict.fromkeys(files):
-            src = inside_package(pkg.root, rel, what="file", source=source)
-            if not src.is_file():
-                raise UserError(f"the package's file {rel} is missing", path=source)
-            target = inside_package(dest, rel, what="file", source=source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-        rdf = dest / (rdf_src.name if rdf_src.name in RDF_NAMES else "rdf.yaml")
-        shutil.copyfile(rdf_src, rdf)
-    finally:
-        pkg.close()
-    return rdf
+from runner.tuning import TuneData, TuneResult
 
 
-def replace_section(text: str, heading: str, new_lines: list[str]) -> str:
-    """Replace the markdown section starting with the line ``heading`` up to the next heading (or the end);
-    append it when the text has no such section."""
-    lines = text.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == heading)
-    except StopIteration:
-        return text.rstrip("\n") + "\n\n" + "\n".join(new_lines) + "\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
-    tail = lines[end:]
-    return "\n".join([*lines[:start], *new_lines, *([""] if tail else []), *tail]) + "\n"
+@dataclass
+class RetuneResult:
+    """What :func:`retune_package` did: the search (every trial) and the package it wrote."""
+
+    search: TuneResult
+    out: Path
+    method: str
+    tuned_on: TunedOn
 
 
-def write_tuned_package(
-    source: str | Path,
+def score_report(data: TuneData, method: str, params: dict, *, weights: str) -> ValidationReport:
+    """The README/config validation report of ``params`` on the tuning predictions."""
+    from runner.metrics import evaluate_image, summarize
+    from runner.postprocessing import run_postprocessor
+
+    scored = [
+        evaluate_image(
+            gt,
+            run_postprocessor(method, pred, params, resolution=data.resolution),
+            thresholds=THRESHOLDS,
+            name=name,
+        )
+        for pred, gt, name in zip(data.predictions, data.ground_truths, data.names, strict=True)
+    ]
+    report = report_from_summary(summarize(scored), names=data.names, source=data.source, role="validation")
+    report.weights = weights
+    return report
+
+
+def retune_package(
+    model: str | Path,
+    data: str | Path,
     out: str | Path,
     *,
-    postprocessing: PostprocessingConfig,
-    tuned_on: TunedOn,
-    validation_lines: list[str] | None = None,
-    validation: ValidationInfo | None = None,
-    overwrite: bool = False,
-    test_time_augmentation: bool | None = None,
+    metric: str = "accuracy@0.5",
+    method: str | None = None,
+    params: dict | None = None,
+    grid: dict[str, list] | None = None,
+    rounds: int = 2,
+    tta: bool | None = None,
+    device: str = "auto",
     trust_code: bool = False,
-) -> Path:
-    """Write ``source`` (zip, folder or rdf) to ``out`` with ``config.runner.postprocessing`` replaced.
+    max_images: int | None = None,
+    held_out: bool = False,
+    held_out_from: str | Path | None = None,
+    validate: str | Path | None = None,
+    notes: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str, bool], None] | None = None,
+) -> RetuneResult:
+    """``runner tune``: predict ``data`` once with ``model``, search the post-processor's params, and write
+    ``out``, a copy of the package carrying the best params, their provenance and the new validation scores.
 
     Parameters
     ----------
-    postprocessing : the post-processor and its new params.
-    tuned_on : provenance of the params (data, metric, score, ...), stored as ``config.runner.tuned_on``.
-    validation_lines : a new ``# Validation`` README section (replaces the old one, or is appended).
-    validation : new ``config.runner.validation`` block.
-    test_time_augmentation : when given, stored as ``config.runner.test_time_augmentation``
-        (``runner predict`` then averages over mirrored inputs by default: the params were tuned so).
-    trust_code : let the final test run ``pytorch_state_dict`` weights (the package's own Python source);
-        without it that format is skipped in the test, like ``runner test`` does.
+    model : a package (zip, folder, rdf) or a training run folder / checkpoint (exported first).
+    data : annotated split with ``x/`` and ``y/`` (or a dataset with ``val/``).
+    method : post-processor to tune; default the package's ``config.runner.postprocessing``.
+    params, grid : starting params (over the package's) and the values to try per param.
+    tta : tune on mirror-averaged outputs; default what the package says.
+    held_out, held_out_from : tune only on the images of ``data`` the recipe held back from training
+        (``data.held_out`` of the package's recipe, or of the recipe file ``held_out_from``).
+    validate : an annotated split never tuned on: the README and ``config.runner.validation`` report the
+        tuned params on it instead of on the tuning images.
+    notes : Markdown for the README's Validation section; default the recipe's ``validation_notes``.
+    echo : ``echo(text, is_status)`` for status lines (``True``) and the trial table (``False``).
     """
-    from exporters.build import _check_out, _publish
-    from exporters.compat import dump_yaml, validate_content
-    from exporters.offline import github_users_of
-    from runner.safety import load_yaml
+    from runner.inference import load_package
+    from runner.postprocessing import get_postprocessor
+    from runner.tuning import format_trials, predict_for_tuning, search_space, tune, tuning_metric
 
-    source, out = Path(source), Path(out)
-    _check_out(out, overwrite)
-    with tempfile.TemporaryDirectory(prefix="bmz-tune-") as tmp:
-        folder = Path(tmp) / "package"
-        rdf_path = _unpack(source, folder)
-        rdf = load_yaml(rdf_path, what="model description")
-        content = copy.deepcopy(rdf)
-        config = content.setdefault("config", {}) or {}
-        content["config"] = config
-        runner_cfg = config.setdefault("runner", {}) or {}
-        config["runner"] = runner_cfg
-        runner_cfg["postprocessing"] = postprocessing.model_dump(mode="json")
-        runner_cfg["tuned_on"] = tuned_on.model_dump(mode="json")
-        if test_time_augmentation is not None:
-            runner_cfg["test_time_augmentation"] = bool(test_time_augmentation)
-        if validation is not None:
-            runner_cfg["validation"] = validation.model_dump(mode="json", exclude_unset=True)
-        parse_runner_config(runner_cfg, path=source)  # what predict will read back
-        if validation_lines:
-            doc = content.get("documentation")
-            doc_name = doc["source"] if isinstance(doc, dict) else doc
-            if doc_name and (folder / str(doc_name)).is_file() and not isinstance(doc, dict):
-                readme = folder / str(doc_name)
-                readme.write_text(
-                    replace_section(readme.read_text(encoding="utf-8"), "# Validation", validation_lines),
-                    encoding="utf-8",
+    say = echo or (lambda text, status: None)
+    tuning_metric(metric)  # a bad name fails before anything is predicted
+    model, out = Path(model), Path(out)
+    check_out(out, overwrite)
+    with tempfile.TemporaryDirectory(prefix="bmz-tune-src-") as tmp:
+        source = _as_package(model, Path(tmp), progress=progress, say=say)
+        pkg = load_package(source)
+        try:
+            declared = pkg.postprocessing
+            name = method or (declared.name if declared else None)
+            if name is None:
+                raise UserError(
+                    "the package declares no post-processor",
+                    path=model,
+                    hint="pass --postprocess NAME (runner postprocess --list)",
                 )
-        validate_content(content, folder, github_users=github_users_of(content))
-        rdf_path.write_text(dump_yaml(content), encoding="utf-8")
-        _publish(folder, out, trust_code=trust_code)
-    return out
+            tta = pkg.test_time_augmentation if tta is None else tta
+            processor = get_postprocessor(name)
+            start = {**(declared.params if declared and declared.name == name else {}), **(params or {})}
+            search_space(name, processor.params_model, overrides=grid)  # unknown --grid keys fail early
+            runnable = (
+                ("onnx", "torchscript", "pytorch_state_dict") if trust_code else ("onnx", "torchscript")
+            )
+            weights = next((f for f in runnable if f in pkg.weight_formats), "none")
+            names = None
+            if held_out or held_out_from is not None:
+                recipe = None if held_out_from is None else Path(held_out_from)
+                names = held_out_names(pkg.runner_config, recipe, where=model)
+            if validate is not None:
+                check_disjoint(data, validate)
+            prepared = predict_for_tuning(
+                pkg,
+                data,
+                device=device,
+                trust_code=trust_code,
+                tta=tta,
+                max_images=max_images,
+                method_input=processor.input,
+                progress=progress,
+                names=names,
+            )
+            say(f"tuning {name} on {len(prepared.names)} image(s) of {prepared.source} ({metric})", True)
+            result = tune(
+                prepared.predictions,
+                prepared.ground_truths,
+                name,
+                start,
+                metric=metric,
+                grid=grid,
+                rounds=rounds,
+                resolution=prepared.resolution,
+            )
+            say(format_trials(result, list(result.space)), False)
+            scored = prepared
+            if validate is not None:
+                scored = predict_for_tuning(
+                    pkg,
+                    validate,
+                    device=device,
+                    trust_code=trust_code,
+                    tta=tta,
+                    method_input=processor.input,
+                    progress=progress,
+                )
+            report = score_report(scored, name, result.best_params, weights=weights)
+            if validate is not None:
+                n_val = len(scored.names)
+                say(f"on {report.source} ({n_val} image(s), never tuned on): {_brief(report)}", False)
+            tuned_on = TunedOn(
+                data=prepared.source,
+                images=prepared.names,
+                metric=metric,
+                score=result.best_score,
+                default_score=result.default_score,
+                n_trials=len(result.trials),
+                tta=tta,
+                searched=result.space,
+                held_out=None if names is None else _excluded_from_training(pkg.runner_config, names),
+                date=datetime.date.today().isoformat(),
+            )
+            lines = validation_section(
+                report,
+                package_name=out.name,
+                postprocessing=(name, result.best_params),
+                voxel_size=pkg.runner_config.voxel_size if pkg.runner_config else None,
+                tuned_on=tuned_on,
+                notes=notes or (pkg.runner_config.validation_notes if pkg.runner_config else None),
+            )
+            write_tuned_package(
+                source,
+                out,
+                postprocessing=PostprocessingConfig(name=name, params=result.best_params),
+                tuned_on=tuned_on,
+                validation_lines=lines,
+                validation=_validation_block(pkg.runner_config, report, scored),
+                overwrite=overwrite,
+                test_time_augmentation=tta,
+                trust_code=trust_code,
+            )
+        finally:
+            pkg.close()
+    return RetuneResult(search=result, out=out, method=name, tuned_on=tuned_on)
+
+
+def _validation_block(
+    config: RunnerConfig | None, report: ValidationReport, data: TuneData
+) -> ValidationInfo:
+    """The package's ``config.runner.validation`` with the scores on the tuning images."""
+    previous = config.validation if config else None
+    return ValidationInfo.model_validate(
+        {
+            **(previous.model_dump(exclude_unset=True) if previous else {}),
+            "metrics": report.metrics,
+            "source": data.source,
+            "n_images": len(data.names),
+            "images": data.names,
+            "per_threshold": report.per_threshold,
+        }
+    )
+
+
+def held_out_names(config: RunnerConfig | None, recipe_path: Path | None, *, where: Path) -> list[str]:
+    """The ``data.held_out`` list of the recipe at ``recipe_path``, else of the package's recorded recipe."""
+    if recipe_path is not None:
+        from runner.recipes import load_recipe
+
+        names, where = list(load_recipe(recipe_path).data.held_out), recipe_path
+    else:
+        recipe = (config.recipe if config else None) or {}
+        names = list((recipe.get("data") or {}).get("held_out") or [])
+    if not names:
+        raise UserError(
+            "no held-out tuning images recorded (data.held_out is empty)",
+            path=where,
+            hint="list them in the recipe's data.held_out and pass it with --held-out-from",
+        )
+    return names
+
+
+def check_disjoint(data: str | Path, validate: str | Path) -> None:
+    """Refuse a ``--validate`` split that is the split tuned on."""
+    from runner.tuning import tuning_split
+
+    if tuning_split(data).resolve() == tuning_split(validate).resolve():
+        raise UserError(
+            "--validate is the split tuned on: its numbers would be optimistic",
+            path=validate,
+            hint="tune on held-back training images (--held-out) and validate on val",
+        )
+
+
+def _brief(report: ValidationReport) -> str:
+    m = report.metrics
+    keys = [k for k in ("accuracy@0.5", "f1@0.5", "av_ap_50_90", "aji") if k in m]
+    return ", ".join(f"{k} {m[k]:.4f}" for k in keys) or "see the README"
+
+
+def _excluded_from_training(config: RunnerConfig | None, names: list[str]) -> bool:
+    """Whether the package's own recipe held ``names`` back from the weight updates."""
+    recipe = (config.recipe if config else None) or {}
+    recorded = set((recipe.get("data") or {}).get("held_out") or [])
+    return bool(names) and set(names) <= recorded
+
+
+def _as_package(model: Path, tmp: Path, *, progress: bool, say: Callable[[str, bool], None]) -> Path:
+    """A package path for ``model``: itself, or a fresh export of a run folder / checkpoint."""
+    if model.is_dir() and (model / "checkpoints").is_dir() or model.suffix == ".pt":
+        from exporters.build import export_package
+
+        say(f"exporting run {model} first", True)
+        return export_package(model, tmp / "run_package.zip", progress=progress).path
+    return model

@@ -340,26 +340,6 @@ def select_pairs(pairs: list, names: list[str], split) -> list:
     return [p for p in pairs if p.name in wanted]
 
 
-def score_report(data: TuneData, method: str, params: dict, *, weights: str):
-    """The README/config validation report of ``params`` on the tuning predictions."""
-    from exporters.evaluation import THRESHOLDS, report_from_summary
-    from runner.metrics import evaluate_image, summarize
-    from runner.postprocessing import run_postprocessor
-
-    scored = [
-        evaluate_image(
-            gt,
-            run_postprocessor(method, pred, params, resolution=data.resolution),
-            thresholds=THRESHOLDS,
-            name=name,
-        )
-        for pred, gt, name in zip(data.predictions, data.ground_truths, data.names, strict=True)
-    ]
-    report = report_from_summary(summarize(scored), names=data.names, source=data.source, role="validation")
-    report.weights = weights
-    return report
-
-
 def format_trials(result: TuneResult, space_keys: list[str], *, limit: int | None = None) -> str:
     """A plain-text table of the tried combinations (searched params and scores), best marked."""
     metrics = list(result.trials[0].scores)

@@ -7,7 +7,7 @@ import pytest
 
 from runner.errors import UserError
 from runner.postprocessing import FilterStep, apply_filters, list_filters, parse_filter
-from runner.postprocessing.filters_merge import contacts
+from runner.postprocessing.filters.merge import contacts
 from runner.postprocessing.ops import expand_labels
 
 

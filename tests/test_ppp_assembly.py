@@ -14,9 +14,9 @@ from runner.io import write_tiff
 from runner.labelops import relabel_sequential
 from runner.metrics import evaluate_image
 from runner.postprocessing import get_postprocessor, run_postprocessor
-from runner.postprocessing import ppp_consensus as cons
-from runner.postprocessing import ppp_reference as ref
-from runner.postprocessing.patchperpix import assemble
+from runner.postprocessing.ppp import consensus as cons
+from runner.postprocessing.ppp import reference as ref
+from runner.postprocessing.ppp.patchperpix import assemble
 from runner.synthetic import random_blobs, random_worms
 from runner.targets.ppp import ppp_targets
 

@@ -53,8 +53,8 @@ def _refuse_volume_options(args: DistributedArgs) -> None:
 
 
 def _predict_volume(model: Path, source: str, output: Path, options, args: DistributedArgs, *, gt) -> None:
-    from runner.cli._parse import parse_floats, parse_ints
     from runner.distributed.volume import predict_volume
+    from runner.parsing import parse_floats, parse_ints
 
     if gt is not None:
         raise UserError("--gt is for image folders; evaluate a zarr result with runner evaluate", path=gt)

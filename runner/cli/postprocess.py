@@ -82,8 +82,8 @@ def _inputs(pred_dir: Path) -> list[Path]:
 def _run(pred_dir, method, param, filters, resolution, axes, debug_dir, out) -> None:
     from tqdm import tqdm
 
-    from runner.cli._parse import parse_floats, parse_params
     from runner.io import read_image, staged_dir, stem, write_labels, write_text_atomic
+    from runner.parsing import parse_floats, parse_params
     from runner.postprocessing import get_postprocessor, prepare_filters, run_pipeline
 
     pp = get_postprocessor(method)

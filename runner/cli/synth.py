@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from runner.cli._app import command
-from runner.cli._parse import parse_floats, parse_ints
+from runner.parsing import parse_floats, parse_ints
 
 
 @command("synth")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 import typer
 
 from runner.cli._app import command
-from runner.cli._parse import parse_floats, parse_ints
+from runner.parsing import parse_floats, parse_ints
 
 if TYPE_CHECKING:
     from runner.targets.codes import ContourMode, DistanceNorm

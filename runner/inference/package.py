@@ -203,7 +203,7 @@ class Package:
             self._cleanup()
 
 
-def _find_rdf(folder: Path, given: Path) -> Path:
+def find_rdf(folder: Path, given: Path) -> Path:
     for name in RDF_NAMES:
         if (folder / name).is_file():
             return folder / name
@@ -311,12 +311,12 @@ def load_package(source: str | Path, *, max_unpacked_bytes: int | None = None) -
         cleanup = _Remover(tmp)
         try:
             safe_extract(source, tmp, max_bytes=max_unpacked_bytes)
-            rdf = _find_rdf(tmp, source)
+            rdf = find_rdf(tmp, source)
         except BaseException:
             cleanup()
             raise
     elif source.is_dir():
-        rdf = _find_rdf(source, source)
+        rdf = find_rdf(source, source)
     else:
         rdf = source
     try:

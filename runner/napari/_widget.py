@@ -159,7 +159,7 @@ class PredictWidget(QWidget):
 
     def params(self) -> dict[str, Any]:
         """The params the user changed, parsed as ``--param key=value`` is."""
-        from runner.cli._parse import parse_params
+        from runner.parsing import parse_params
 
         changed = [
             f"{k}={e.text()}" for k, (e, start) in self._param_edits.items() if e.text().strip() != start

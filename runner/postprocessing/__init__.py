@@ -14,8 +14,9 @@ out-of-range params, a wrong channel count and NaNs raise :class:`runner.errors.
 
 Registering a post-processor
 ----------------------------
-Put a module in this package (``runner/postprocessing/<anything>.py``, not starting with ``_``); every module
-of the package is imported on the first lookup, so its ``register`` calls run. Write::
+Put a module in this package (``runner/postprocessing/<anything>.py``, not starting with ``_``), or in a
+subpackage that lists it in ``REGISTERING_MODULES`` (``ppp/``, ``filters/``); every such module is imported on
+the first lookup, so its ``register`` calls run. Write::
 
     from pydantic import Field
     from runner.postprocessing import Params, register
@@ -42,14 +43,14 @@ into numbers.
 
 Filters
 -------
-Same pattern with :func:`register_filter` (``runner.postprocessing.filtering``): ``f(labels, params, *,
+Same pattern with :func:`register_filter` (``runner.postprocessing.filters``): ``f(labels, params, *,
 prediction=None, resolution=None, foreground=None) -> labels``. CLI syntax ``NAME:key=value,key=value`` (see
 :func:`parse_filter`).
 """
 
 from __future__ import annotations
 
-from runner.postprocessing.filtering import (
+from runner.postprocessing.filters.filtering import (
     FILTERS,
     Filter,
     FilterStep,

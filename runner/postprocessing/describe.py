@@ -104,7 +104,7 @@ def _block(name: str, tag: str, description: str, model: type[BaseModel]) -> lis
 
 def format_listing() -> str:
     """Every post-processor and filter with its params, as printed by ``runner postprocess --list``."""
-    from runner.postprocessing.filtering import list_filters
+    from runner.postprocessing.filters.filtering import list_filters
     from runner.postprocessing.registry import list_postprocessors
 
     lines = ["Post-processors (--method NAME, --param key=value):"]

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from runner.errors import UserError
-from runner.postprocessing.filtering import FilterStep, apply_filters
+from runner.postprocessing.filters.filtering import FilterStep, apply_filters
 from runner.postprocessing.registry import PostProcessor, run_postprocessor
 
 

@@ -161,8 +161,10 @@ def register(
     return decorate
 
 
-def _discover() -> None:
-    """Import every module of the package once, so that their ``register`` calls run."""
+def discover() -> None:
+    """Import every module of the package once, so that their ``register`` calls run; a subpackage names
+    its registering submodules in ``REGISTERING_MODULES`` (the rest, such as PatchPerPix's reference
+    implementation, stays unimported)."""
     global _DISCOVERED
     if _DISCOVERED:
         return
@@ -171,12 +173,14 @@ def _discover() -> None:
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+            module = importlib.import_module(f"{pkg.__name__}.{mod.name}")
+            for sub in getattr(module, "REGISTERING_MODULES", ()):
+                importlib.import_module(f"{module.__name__}.{sub}")
 
 
 def get_postprocessor(name: str) -> PostProcessor:
     """The post-processor registered as ``name``; a :class:`UserError` listing the known names otherwise."""
-    _discover()
+    discover()
     if name not in REGISTRY:
         raise UserError(
             f"unknown post-processor {name!r}; known: {', '.join(sorted(REGISTRY))}",
@@ -187,7 +191,7 @@ def get_postprocessor(name: str) -> PostProcessor:
 
 def list_postprocessors() -> list[PostProcessor]:
     """All registered post-processors, sorted by name."""
-    _discover()
+    discover()
     return [REGISTRY[k] for k in sorted(REGISTRY)]
 
 

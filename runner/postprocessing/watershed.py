@@ -1,6 +1,6 @@
 """Marker-controlled watershed for every BiaPy-style channel code (BC, BCM, BCD, BCDv2, BP, Dv2, BDv2).
 
-One recipe per code turns the channels into three maps:
+One variant per code turns the channels into three maps:
 
 - **seeds**: the pixels sure to be inside one object — binary interior above its threshold, distance above its
   threshold, contour below its threshold (whichever channels the code has) — labelled by connected components;
@@ -161,7 +161,7 @@ class BDv2Params(WatershedParams):
 
 @dataclass
 class Maps:
-    """What a code's recipe extracts from the channels."""
+    """What a code's variant extracts from the channels."""
 
     seeds: np.ndarray
     """Boolean seed mask (before labelling)."""
@@ -224,23 +224,33 @@ def _bdv2(c: dict[str, np.ndarray], p) -> Maps:
 
 
 @dataclass(frozen=True)
-class Recipe:
+class WatershedVariant:
     code: str
     params: type[WatershedParams]
     maps: Callable[[dict[str, np.ndarray], WatershedParams], Maps]
     summary: str
 
 
-RECIPES: dict[str, Recipe] = {
+VARIANTS: dict[str, WatershedVariant] = {
     r.code: r
     for r in (
-        Recipe("BC", BCParams, _bc, "seeds B>th & C<th, foreground B+C, flooded by distance to the seeds"),
-        Recipe("BCM", BCMParams, _bcm, "seeds B>th & C<th, foreground M, flooded by distance to the seeds"),
-        Recipe("BCD", BCDParams, _bcd, "seeds B>th & C<th & D>th, foreground B+C (& D), flooded over -D"),
-        Recipe("BCDv2", BCDv2Params, _bcdv2, "seeds B>th & C<th & Dv2>th, foreground B+C, flooded over -Dv2"),
-        Recipe("BP", BPParams, _bp, "seeds P>th, foreground B, then grown by the contour width"),
-        Recipe("Dv2", Dv2Params, _dv2, "seeds Dv2>th, foreground Dv2>th (~0), flooded over -Dv2"),
-        Recipe("BDv2", BDv2Params, _bdv2, "seeds B>th & Dv2>th, foreground Dv2>th (~0), flooded over -Dv2"),
+        WatershedVariant(
+            "BC", BCParams, _bc, "seeds B>th & C<th, foreground B+C, flooded by distance to the seeds"
+        ),
+        WatershedVariant(
+            "BCM", BCMParams, _bcm, "seeds B>th & C<th, foreground M, flooded by distance to the seeds"
+        ),
+        WatershedVariant(
+            "BCD", BCDParams, _bcd, "seeds B>th & C<th & D>th, foreground B+C (& D), flooded over -D"
+        ),
+        WatershedVariant(
+            "BCDv2", BCDv2Params, _bcdv2, "seeds B>th & C<th & Dv2>th, foreground B+C, flooded over -Dv2"
+        ),
+        WatershedVariant("BP", BPParams, _bp, "seeds P>th, foreground B, then grown by the contour width"),
+        WatershedVariant("Dv2", Dv2Params, _dv2, "seeds Dv2>th, foreground Dv2>th (~0), flooded over -Dv2"),
+        WatershedVariant(
+            "BDv2", BDv2Params, _bdv2, "seeds B>th & Dv2>th, foreground Dv2>th (~0), flooded over -Dv2"
+        ),
     )
 }
 
@@ -275,10 +285,10 @@ def marker_watershed(
     """
     from runner.targets import split_code
 
-    recipe = RECIPES[code]
+    variant = VARIANTS[code]
     tokens = split_code(code)
     channels = {t: ops.smooth(prediction[i], params.smooth, resolution) for i, t in enumerate(tokens)}
-    maps = recipe.maps(channels, params)
+    maps = variant.maps(channels, params)
     seeds = ops.remove_small(ops.label_mask(maps.seeds & maps.foreground), params.min_seed_size)
     kind = params.surface
     if kind == "auto":
@@ -326,7 +336,7 @@ def _grow(
 
 
 def _make(code: str) -> None:
-    recipe = RECIPES[code]
+    variant = VARIANTS[code]
 
     def run(prediction, params, *, resolution=None, debug=None):
         return marker_watershed(prediction, code, params, resolution=resolution, debug=debug)
@@ -334,9 +344,9 @@ def _make(code: str) -> None:
     run.__name__ = f"watershed_{code.lower()}"
     register(
         f"watershed_{code.lower()}",
-        params=recipe.params,
+        params=variant.params,
         code=code,
-        description=f"Marker-controlled watershed for {code} outputs: {recipe.summary}.",
+        description=f"Marker-controlled watershed for {code} outputs: {variant.summary}.",
     )(run)
 
 
@@ -384,14 +394,14 @@ def watershed_any(prediction, params: AnyCodeParams, *, resolution=None, debug=N
     """Marker-controlled watershed for any channel code given as code=... (same as watershed_<code>)."""
     from runner.postprocessing.registry import validate_params
 
-    recipe = RECIPES[params.code]
+    variant = VARIANTS[params.code]
     given = {k: getattr(params, k) for k in params.model_fields_set if k != "code"}
     given = {k: v for k, v in given.items() if v is not None}
-    wrong = sorted(set(given) - set(recipe.params.model_fields))
+    wrong = sorted(set(given) - set(variant.params.model_fields))
     if wrong:
         raise UserError(
             f"param(s) {', '.join(wrong)} do not apply to code {params.code}",
-            hint=f"its params: {', '.join(recipe.params.model_fields)}",
+            hint=f"its params: {', '.join(variant.params.model_fields)}",
         )
-    inner = validate_params(recipe.params, given, owner=f"watershed_{params.code.lower()}")
+    inner = validate_params(variant.params, given, owner=f"watershed_{params.code.lower()}")
     return marker_watershed(prediction, params.code, inner, resolution=resolution, debug=debug)

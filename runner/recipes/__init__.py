@@ -19,7 +19,7 @@ from runner.recipes.loading import (
     recipe_to_yaml,
     save_recipe,
 )
-from runner.recipes.recipe import Architecture, Recipe
+from runner.recipes.recipe import ModelSection, Recipe
 from runner.recipes.sections import (
     AugmentationSection,
     Author,
@@ -40,7 +40,7 @@ from runner.recipes.sections import (
 )
 
 __all__ = [
-    "Architecture",
+    "ModelSection",
     "AugmentationSection",
     "Author",
     "Citation",

@@ -24,8 +24,9 @@ from runner.recipes.sections import (
     ValidationSection,
 )
 
-Architecture = UNetConfig
-"""Architecture sections a recipe may hold (a union of configs with a Literal ``name`` as more are added)."""
+ModelSection = UNetConfig
+"""The network sections a recipe may hold (a union of configs with a Literal ``name`` as more are added); the
+registry record of an architecture is :class:`runner.models.Architecture`."""
 
 
 class Recipe(Section):
@@ -40,7 +41,7 @@ class Recipe(Section):
     dims: Literal[2, 3] = Field(description="Spatial dimensions of the images: 2 (Y, X) or 3 (Z, Y, X).")
     input_channels: int = Field(default=1, ge=1, le=64, description="Channels of the input images.")
     targets: TargetsSection = Field(default_factory=TargetsSection, description="What the network learns.")
-    model: Architecture = Field(default_factory=UNetConfig, description="The network (see runner.models).")
+    model: ModelSection = Field(default_factory=UNetConfig, description="The network (see runner.models).")
     preprocessing: Preprocessing = Field(
         default_factory=lambda: ScaleRange(name="scale_range"),
         description="Input normalisation, applied per image as bioimage.io "

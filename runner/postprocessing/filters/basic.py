@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from runner.postprocessing import ops
-from runner.postprocessing.filtering import register_filter
+from runner.postprocessing.filters.filtering import register_filter
 from runner.postprocessing.registry import Params
 
 

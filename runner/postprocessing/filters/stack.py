@@ -13,7 +13,7 @@ from numba import njit
 from pydantic import Field
 
 from runner.errors import UserError
-from runner.postprocessing.filtering import register_filter
+from runner.postprocessing.filters.filtering import register_filter
 from runner.postprocessing.registry import Params
 
 

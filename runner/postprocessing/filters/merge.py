@@ -9,8 +9,8 @@ from pydantic import Field
 
 from runner.errors import UserError
 from runner.postprocessing import ops
-from runner.postprocessing.filtering import register_filter
-from runner.postprocessing.filters_basic import fill_holes
+from runner.postprocessing.filters.basic import fill_holes
+from runner.postprocessing.filters.filtering import register_filter
 from runner.postprocessing.params import Threshold, resolve_threshold
 from runner.postprocessing.registry import Params
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from runner.errors import UserError
-from runner.postprocessing.registry import _discover, validate_params
+from runner.postprocessing.registry import discover, validate_params
 
 FilterFn = Callable[..., np.ndarray]
 
@@ -73,7 +73,7 @@ def register_filter(
 
 def get_filter(name: str) -> Filter:
     """The filter registered as ``name``; a :class:`UserError` listing the known filters otherwise."""
-    _discover()
+    discover()
     if name not in FILTERS:
         raise UserError(
             f"unknown filter {name!r}; known filters: {', '.join(sorted(FILTERS))}",
@@ -84,7 +84,7 @@ def get_filter(name: str) -> Filter:
 
 def list_filters() -> list[Filter]:
     """All registered filters, sorted by name."""
-    _discover()
+    discover()
     return [FILTERS[k] for k in sorted(FILTERS)]
 
 
@@ -95,7 +95,7 @@ def parse_filter(text: str) -> FilterStep:
     previous value: ``voronoi:channels=0,1,threshold=0.5`` gives ``channels=[0, 1]`` (a list when all items
     are numbers), ``properties:remove_if=npixels lt 50,circularity lt 0.5`` keeps the text as one string.
     """
-    from runner.cli._parse import parse_value
+    from runner.parsing import parse_value
 
     name, _, rest = text.partition(":")
     name = name.strip().replace("-", "_")

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from runner.postprocessing.ppp_patches import (  # noqa: F401  (re-exported for callers of this module)
+from runner.postprocessing.ppp.patches import (  # noqa: F401  (re-exported for callers of this module)
     OVERLAP_BASE,
     Q_LEVELS,
     Q_NONE,

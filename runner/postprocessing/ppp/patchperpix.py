@@ -7,12 +7,12 @@ overlap class. Steps (PatchPerPix, Sec. 2.1 and 2.3):
 1. image foreground ``F`` = foreground > ``fg_threshold``; patch centres = ``F`` minus predicted overlap;
    every patch is restricted to ``F`` (``patch_sparse``);
 2. consensus affinities of all pixel pairs in patch range (Eq. 3-4) and a score per patch (Eq. 5)
-   (:mod:`~runner.postprocessing.ppp_consensus`);
+   (:mod:`~runner.postprocessing.ppp.consensus`);
 3. greedy cover of the foreground by decreasing score, then thin-out
-   (:mod:`~runner.postprocessing.ppp_select`);
+   (:mod:`~runner.postprocessing.ppp.select`);
 4. patch-pair affinities (Eq. 6) between selected patches, partition by connected components of the positive
    subgraph or by the mutex watershed, then instances as a label image (each pixel takes the id of its most
-   probable patch) or an overlapping stack (:mod:`~runner.postprocessing.ppp_graph`).
+   probable patch) or an overlapping stack (:mod:`~runner.postprocessing.ppp.graph`).
 
 Cost: no dense consensus array. Memory is about ``2 D`` bytes per foreground pixel for the consensus
 affinities (``D = (prod(2p - 1) + 1) / 2``: 2.4 kB for 25x25, 4.9 kB for 9x9x9) plus ``4 K`` bytes per patch
@@ -171,9 +171,9 @@ def assemble(prediction: np.ndarray, params: PatchPerPixParams | dict | None = N
     -------
     Assembly
     """
-    from runner.postprocessing import ppp_consensus as cons
-    from runner.postprocessing import ppp_graph as graph
-    from runner.postprocessing import ppp_select as select
+    from runner.postprocessing.ppp import consensus as cons
+    from runner.postprocessing.ppp import graph as graph
+    from runner.postprocessing.ppp import select as select
 
     if not isinstance(params, PatchPerPixParams):
         params = PatchPerPixParams.model_validate(dict(params or {}))

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from runner.postprocessing.ppp_consensus import AFF_SCALE, UNCOVERED, PatchSet, claim
+from runner.postprocessing.ppp.consensus import AFF_SCALE, UNCOVERED, PatchSet, claim
 
 
 @dataclass

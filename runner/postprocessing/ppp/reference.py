@@ -3,9 +3,9 @@
 It follows Eq. 3-6 literally with the dense layout of the published implementation: a consensus array of
 ``prod(2p - 1)`` values per pixel of the image (sums and counts, both halves of the difference set), filled
 by one vectorised update per pair of patch offsets. Same inputs, same restriction of the patches to the
-foreground and the same tie-breaking as :func:`runner.postprocessing.patchperpix.assemble`, so both give the
-same instances; memory is ``8 * prod(2p - 1)`` bytes per pixel (19 kB for 25x25) and time ``K^2`` image-sized
-operations.
+foreground and the same tie-breaking as :func:`~runner.postprocessing.ppp.patchperpix.assemble`, so both give
+the same instances; memory is ``8 * prod(2p - 1)`` bytes per pixel (19 kB for 25x25) and time ``K^2``
+image-sized operations.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Literal
 
 import numpy as np
 
-from runner.postprocessing.ppp_graph import PatchGraph, partition
-from runner.postprocessing.ppp_patches import as_3d, quantized
-from runner.postprocessing.ppp_select import rank
+from runner.postprocessing.ppp.graph import PatchGraph, partition
+from runner.postprocessing.ppp.patches import as_3d, quantized
+from runner.postprocessing.ppp.select import rank
 
 
 def _shift(offset, shape):

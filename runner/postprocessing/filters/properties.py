@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from runner.postprocessing.filtering import register_filter
+from runner.postprocessing.filters.filtering import register_filter
 from runner.postprocessing.registry import Params
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from runner.postprocessing.ppp_consensus import PatchSet, claim
+from runner.postprocessing.ppp.consensus import PatchSet, claim
 
 
 @njit(cache=True)
