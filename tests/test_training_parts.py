@@ -182,3 +182,33 @@ def test_greyscale_rgba_png_trains_as_one_channel(tmp_path):
     assert sample.image.shape == (1, 64, 64)
     with pytest.raises(UserError, match="3 channel"):
         load_sample(Pair("b", tmp_path / "b.png", tmp_path / "a_labels.tif"), tiny(2))
+
+
+def test_tiled_validation_matches_the_whole_image():
+    """Training validation tiles through runner.inference.tiling: away from the image border the stitched
+    logits equal one pass over the whole image (batch norm in eval mode is local)."""
+    import numpy as np
+    import torch
+
+    from runner.models import halo, size_rule
+    from runner.recipes import recipe_from_dict
+    from runner.training.inference import predict_logits
+
+    torch.manual_seed(0)
+    recipe = recipe_from_dict(
+        {
+            "name": "tiles",
+            "dims": 2,
+            "model": {"depth": 2, "features": 8},
+            "data": {"patch": [48, 48]},
+            "training": {"iterations": 1},
+        }
+    )
+    model = recipe.build_model().eval()
+    rule, margin = size_rule(recipe.model, 2), halo(recipe.model, 2, round_to_step=True)
+    image = np.random.default_rng(0).normal(size=(1, 150, 170)).astype(np.float32)
+    whole = predict_logits(model, image, rule=rule)
+    tiled = predict_logits(model, image, rule=rule, tile=(56, 56), halo=margin)
+    inner = (slice(None), slice(30, -30), slice(30, -30))
+    assert tiled.shape == whole.shape
+    np.testing.assert_allclose(tiled[inner], whole[inner], atol=1e-5)

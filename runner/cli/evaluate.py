@@ -10,77 +10,6 @@ from runner.cli._app import command
 from runner.parsing import parse_floats
 
 
-def _label_files(path: Path, what: str) -> list[Path]:
-    from runner.errors import UserError
-    from runner.io import list_images
-
-    if path.is_file():
-        return [path]
-    if not path.exists():
-        raise UserError(f"{what} not found", path=path)
-    files = list_images(path)
-    if not files:
-        raise UserError(
-            f"no label images in the {what} folder", path=path, hint="expected .tif/.tiff/.png/.npy files"
-        )
-    return files
-
-
-def _base_name(path: Path) -> str:
-    import re
-
-    from runner.io import stem
-    from runner.io.dataset import _LABEL_TOKENS
-
-    s = _LABEL_TOKENS.sub("", stem(path))
-    return re.sub(r"[_\-. ]?(pred|prediction|predictions|instances|labels)$", "", s, flags=re.I) or stem(path)
-
-
-def label_key(path: Path) -> str:
-    """Pairing key of a label/prediction file: its stem without ``_mask``, ``_gt``, ``_pred``... suffixes."""
-    return _base_name(path).lower()
-
-
-def pair_label_files(pred_files: list[Path], gt_files: list[Path], *, pred_dir: Path, gt_dir: Path):
-    """``[(name, gt_path, pred_path)]`` paired by file name (suffixes such as ``_mask``/``_pred`` ignored)."""
-    from runner.errors import UserError
-
-    key = label_key
-    if len(pred_files) == 1 and len(gt_files) == 1:
-        return [(_base_name(gt_files[0]), gt_files[0], pred_files[0])]
-    gts: dict[str, Path] = {}
-    for p in gt_files:
-        if key(p) in gts:
-            raise UserError(
-                f"two ground-truth files pair with the same name: {gts[key(p)].name}, {p.name}", path=gt_dir
-            )
-        gts[key(p)] = p
-    pairs, missing_gt = [], []
-    for p in pred_files:
-        g = gts.pop(key(p), None)
-        if g is None:
-            missing_gt.append(p.name)
-        else:
-            pairs.append((_base_name(g), g, p))
-    if missing_gt or gts:
-        parts = []
-        if missing_gt:
-            parts.append(
-                f"{len(missing_gt)} prediction(s) without ground truth in {gt_dir}: {_short(missing_gt)}"
-            )
-        if gts:
-            parts.append(
-                f"{len(gts)} ground-truth file(s) without prediction in {pred_dir}: "
-                f"{_short([p.name for p in gts.values()])}"
-            )
-        raise UserError("; ".join(parts), hint="predictions and ground truth must have matching file names")
-    return pairs
-
-
-def _short(names: list[str], n: int = 6) -> str:
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
-
-
 def read_pair(gt_path: Path, pred_path: Path, *, overlapping: bool):
     """Read and check one ground-truth / prediction pair (label images or overlapping stacks)."""
     from runner.errors import UserError
@@ -173,6 +102,7 @@ def evaluate_cmd(
     from tqdm import tqdm
 
     from runner.errors import UserError
+    from runner.io.dataset import label_files, pair_label_files
     from runner.metrics import DEFAULT_THRESHOLDS, get_criterion
     from runner.metrics.evaluate import check_thresholds
     from runner.metrics.report import write_evaluation
@@ -186,7 +116,7 @@ def evaluate_cmd(
         )
     get_criterion(criterion)
     pairs = pair_label_files(
-        _label_files(pred, "prediction"), _label_files(gt, "ground-truth"), pred_dir=pred, gt_dir=gt
+        label_files(pred, "prediction"), label_files(gt, "ground-truth"), pred_dir=pred, gt_dir=gt
     )
 
     def items():

@@ -10,39 +10,6 @@ from runner.cli._app import command
 from runner.parsing import parse_floats
 
 
-def _pair_images(
-    label_files: list[Path], image: Path | None, labels_path: Path
-) -> list[tuple[Path, Path | None]]:
-    from runner.cli.evaluate import label_key as _pair_key
-    from runner.errors import UserError
-    from runner.io import list_images
-
-    if image is None:
-        return [(p, None) for p in label_files]
-    if image.is_file():
-        if len(label_files) != 1:
-            raise UserError(
-                "--image is one file but LABELS is a folder",
-                path=image,
-                hint="give a folder of images paired with the label files by name",
-            )
-        return [(label_files[0], image)]
-    by_key = {_pair_key(p): p for p in list_images(image)}
-    out, missing = [], []
-    for lab in label_files:
-        img = by_key.get(_pair_key(lab))
-        if img is None:
-            missing.append(lab.name)
-        out.append((lab, img))
-    if missing:
-        raise UserError(
-            f"{len(missing)} label file(s) without an image in {image}: {', '.join(missing[:6])}",
-            path=labels_path,
-            hint="images and labels must have matching file names",
-        )
-    return out
-
-
 @command("measure")
 def measure_cmd(
     labels: Path = typer.Argument(..., help="A label image or a folder of label images."),
@@ -87,12 +54,8 @@ def measure_cmd(
     from tqdm import tqdm
 
     from runner.errors import UserError
-    from runner.io import (
-        list_images,
-        staged_dir,
-        stem,
-        write_text_atomic,
-    )
+    from runner.io import list_images, staged_dir, stem, write_text_atomic
+    from runner.io.dataset import pair_images_with_labels
     from runner.measure import PropertyTable, parse_conditions
 
     groups = parse_conditions(list(remove_if)) if remove_if else []
@@ -105,7 +68,7 @@ def measure_cmd(
             raise UserError("no label images found", path=labels)
     else:
         raise UserError("labels not found", path=labels)
-    jobs = _pair_images(files, image, labels)
+    jobs = pair_images_with_labels(files, image, labels)
     combined: list[dict] = []
     with staged_dir(out) as stage:
         for lab_path, img_path in tqdm(jobs, desc="measure", unit="img"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -49,13 +48,8 @@ def targets_cmd(
 
     Example: runner targets data/dsb2018 --code BCD --out targets/
     """
-    from tqdm import tqdm
+    from runner.targets import GradientAnomalyOptions, TargetOptions, write_targets
 
-    from runner.io import find_pairs, find_splits, read_image, staged_dir, write_text_atomic, write_tiff
-    from runner.targets import GradientAnomalyOptions, TargetOptions, channel_specs, get_code
-    from runner.targets.io_helpers import read_target_labels, write_preview
-
-    target = get_code(code)
     options = TargetOptions(
         contour_width=contour_width,
         # plain strings from the command line; pydantic checks them against the allowed values
@@ -68,60 +62,14 @@ def targets_cmd(
     ga_options = GradientAnomalyOptions(
         window_size=ga_window, ga_factor=ga_factor, overlap_highlight=overlap_highlight
     )
-    from runner.safety import check_output_dir, check_shape
-
-    check_output_dir(out)
-    splits = {name: find_pairs(path) for name, path in find_splits(data_dir).items()}
-    specs = channel_specs(code, options)
-    total = sum(len(p) for p in splits.values())
-    with staged_dir(out) as stage:
-        with tqdm(total=total, desc=f"targets {code}", unit="img") as bar:
-            for split, pairs in splits.items():
-                folder = stage / split if split else stage
-                folder.mkdir(parents=True, exist_ok=True)
-                for pair in pairs:
-                    image = read_image(pair.image, axes=axes)
-                    check_shape(
-                        (len(specs) + 2, *image.data.shape[1:]),
-                        what=f"the {len(specs)} target channels of the image",
-                        path=pair.image,
-                    )
-                    labels = read_target_labels(pair.labels, image, overlapping=overlapping)
-                    channels = target.build(labels, options, overlapping=overlapping)
-                    axes_out = "czyx" if channels.ndim == 4 else "cyx"
-                    write_tiff(
-                        folder / f"{pair.name}.tif", channels, axes=axes_out, resolution=options.resolution
-                    )
-                    weights = None
-                    if ga:
-                        from runner.targets import gradient_anomaly_weights
-
-                        weights = gradient_anomaly_weights(labels, ga_options, overlapping=overlapping)
-                        (folder / "weights").mkdir(exist_ok=True)
-                        write_tiff(
-                            folder / "weights" / f"{pair.name}.tif", weights, axes="zyx"[-weights.ndim :]
-                        )
-                    if preview:
-                        (folder / "preview").mkdir(exist_ok=True)
-                        write_preview(
-                            folder / "preview" / f"{pair.name}.png",
-                            image.data,
-                            labels,
-                            channels,
-                            specs,
-                            weights=weights,
-                            overlapping=overlapping,
-                        )
-                    bar.update(1)
-        meta = {
-            "code": code,
-            "channels": [
-                {"index": i, "name": s.name, "kind": s.kind, "description": s.description}
-                for i, s in enumerate(specs)
-            ],
-            "options": options.model_dump(mode="json"),
-            "gradient_anomaly": ga_options.model_dump() if ga else None,
-            "n_images": total,
-        }
-        write_text_atomic(stage / "targets.json", json.dumps(meta, indent=2))
-    typer.echo(f"wrote {total} target image(s) with channels {[s.name for s in specs]} to {out}")
+    written = write_targets(
+        data_dir,
+        out,
+        code=code,
+        options=options,
+        gradient_anomaly=ga_options if ga else None,
+        overlapping=overlapping,
+        axes=axes,
+        preview=preview,
+    )
+    typer.echo(f"wrote {written.n_images} target image(s) with channels {written.channels} to {out}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from runner.errors import UserError
 from runner.io.images import IMAGE_SUFFIXES, natural_key, stem
@@ -77,6 +78,110 @@ def pair_files(images: list[Path], labels: list[Path], *, where: Path | None = N
 
 def _short_list(names: list[str], n: int = 8) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+# ------------------------------------------------------------------------ predictions vs ground truth
+
+
+class LabelPair(NamedTuple):
+    """A predicted label file and its ground truth (``runner evaluate``)."""
+
+    name: str
+    gt: Path
+    pred: Path
+
+
+def label_files(path: Path, what: str) -> list[Path]:
+    """``[path]`` for a file, else the label images of the folder ``path`` (``what`` names it in errors)."""
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise UserError(f"{what} not found", path=path)
+    files = list_images(path)
+    if not files:
+        raise UserError(
+            f"no label images in the {what} folder", path=path, hint="expected .tif/.tiff/.png/.npy files"
+        )
+    return files
+
+
+def _base_name(path: Path) -> str:
+    s = _LABEL_TOKENS.sub("", stem(path))
+    return re.sub(r"[_\-. ]?(pred|prediction|predictions|instances|labels)$", "", s, flags=re.I) or stem(path)
+
+
+def label_key(path: Path) -> str:
+    """Pairing key of a label/prediction file: its stem without ``_mask``, ``_gt``, ``_pred``... suffixes."""
+    return _base_name(path).lower()
+
+
+def pair_label_files(
+    pred_files: list[Path], gt_files: list[Path], *, pred_dir: Path, gt_dir: Path
+) -> list[LabelPair]:
+    """Predictions paired with ground truth by file name (suffixes such as ``_mask``/``_pred`` ignored)."""
+    key = label_key
+    if len(pred_files) == 1 and len(gt_files) == 1:
+        return [LabelPair(_base_name(gt_files[0]), gt_files[0], pred_files[0])]
+    gts: dict[str, Path] = {}
+    for p in gt_files:
+        if key(p) in gts:
+            raise UserError(
+                f"two ground-truth files pair with the same name: {gts[key(p)].name}, {p.name}", path=gt_dir
+            )
+        gts[key(p)] = p
+    pairs: list[LabelPair] = []
+    missing_gt: list[str] = []
+    for p in pred_files:
+        g = gts.pop(key(p), None)
+        if g is None:
+            missing_gt.append(p.name)
+        else:
+            pairs.append(LabelPair(_base_name(g), g, p))
+    if missing_gt or gts:
+        parts = []
+        if missing_gt:
+            parts.append(
+                f"{len(missing_gt)} prediction(s) without ground truth in {gt_dir}: "
+                f"{_short_list(missing_gt, 6)}"
+            )
+        if gts:
+            parts.append(
+                f"{len(gts)} ground-truth file(s) without prediction in {pred_dir}: "
+                f"{_short_list([p.name for p in gts.values()], 6)}"
+            )
+        raise UserError("; ".join(parts), hint="predictions and ground truth must have matching file names")
+    return pairs
+
+
+def pair_images_with_labels(
+    label_files: list[Path], image: Path | None, labels_path: Path
+) -> list[tuple[Path, Path | None]]:
+    """Each label file with its intensity image: ``image`` itself (one label file), the file of the folder
+    ``image`` with the same name, or None without ``image``; a label file without an image is an error."""
+    if image is None:
+        return [(p, None) for p in label_files]
+    if image.is_file():
+        if len(label_files) != 1:
+            raise UserError(
+                "--image is one file but LABELS is a folder",
+                path=image,
+                hint="give a folder of images paired with the label files by name",
+            )
+        return [(label_files[0], image)]
+    by_key = {label_key(p): p for p in list_images(image)}
+    out, missing = [], []
+    for lab in label_files:
+        img = by_key.get(label_key(lab))
+        if img is None:
+            missing.append(lab.name)
+        out.append((lab, img))
+    if missing:
+        raise UserError(
+            f"{len(missing)} label file(s) without an image in {image}: {', '.join(missing[:6])}",
+            path=labels_path,
+            hint="images and labels must have matching file names",
+        )
+    return out
 
 
 def find_pairs(split_dir: str | Path, *, x: str = "x", y: str = "y") -> list[Pair]:

@@ -22,6 +22,7 @@ from runner.targets.codes import (
 )
 from runner.targets.gradient_anomaly import GradientAnomalyOptions, gradient_anomaly_weights
 from runner.targets.ppp import ppp_targets  # noqa: F401  (registers the PatchPerPix code PPP)
+from runner.targets.writer import TargetsWritten, write_targets
 
 
 def make_targets(
@@ -42,6 +43,7 @@ __all__ = [
     "GradientAnomalyOptions",
     "TargetCode",
     "TargetOptions",
+    "TargetsWritten",
     "channel_specs",
     "get_code",
     "gradient_anomaly_weights",
@@ -49,4 +51,5 @@ __all__ = [
     "make_targets",
     "register_code",
     "split_code",
+    "write_targets",
 ]

@@ -44,8 +44,9 @@ def predict_logits(
     """Network output before the head's activations, ``(K, *spatial)`` float32, for ``image (C, *spatial)``.
 
     Without ``tile`` the whole image is padded (reflection) to the next valid size, run once and cropped. With
-    ``tile`` (a valid size) the image is cut into tiles whose centres (``tile - 2 * halo`` wide) tile it;
-    ``halo`` must be a multiple of the step (see :func:`runner.models.halo` with ``round_to_step=True``).
+    ``tile`` (a valid size) the image is cut into tiles of at most that size, each keeping ``halo`` pixels of
+    context (:func:`runner.models.halo` with ``round_to_step=True``), stitched by the same tiler as
+    ``runner predict`` (:mod:`runner.inference.tiling`).
     """
     was_training = model.training
     model.eval()
@@ -80,25 +81,25 @@ def _tiled(
     halo: tuple[int, ...],
     autocast: bool,
 ) -> np.ndarray:
-    spatial = image.shape[1:]
-    core = tuple(t - 2 * h for t, h in zip(tile, halo, strict=True))
-    if any(c <= 0 for c in core) or not rule.valid(tile):
+    """Tiles of at most ``tile`` pixels with ``halo`` pixels of context, planned and stitched by
+    :mod:`runner.inference.tiling` (the tiler ``runner predict`` uses)."""
+    from fractions import Fraction
+
+    from runner.inference.sizes import SizeRule as AxisRule
+    from runner.inference.tiling import OutputGeometry, pad_image, plan_tiles, run_tiled
+
+    if not rule.valid(tile) or any(t <= 2 * h for t, h in zip(tile, halo, strict=True)):
         raise ValueError(f"tile {tile} must be a valid input size and larger than twice the halo {halo}")
-    counts = [-(-s // c) for s, c in zip(spatial, core, strict=True)]
-    pads = [(0, 0)] + [(h, n * c - s + h) for s, c, n, h in zip(spatial, core, counts, halo, strict=True)]
-    padded = np.pad(image, pads, mode="reflect" if min(spatial) > 1 else "edge")
-    out: np.ndarray | None = None
-    for index in np.ndindex(*counts):
-        origin = [i * c for i, c in zip(index, core, strict=True)]
-        src = (slice(None), *(slice(o, o + t) for o, t in zip(origin, tile, strict=True)))
-        pred = _run(model, padded[src][np.newaxis], device, autocast)[0]
-        if out is None:
-            out = np.zeros((pred.shape[0], *[n * c for n, c in zip(counts, core, strict=True)]), np.float32)
-        centre = (slice(None), *(slice(h, h + c) for h, c in zip(halo, core, strict=True)))
-        dst = (slice(None), *(slice(o, o + c) for o, c in zip(origin, core, strict=True)))
-        out[dst] = pred[centre]
-    assert out is not None, "there is at least one tile"
-    return out[(slice(None), *(slice(0, s) for s in spatial))]
+    rules = [AxisRule(kind="parameterized", min=m, step=s) for m, s in zip(rule.min, rule.step, strict=True)]
+    plan = plan_tiles(shape=image.shape[1:], rules=rules, margins=halo, max_tile=tile)
+    padded = pad_image(image, plan, mode="reflect" if min(image.shape[1:]) > 1 else "edge")
+    (out,) = run_tiled(
+        [padded],
+        forward=lambda batch: [_run(model, batch[0], device, autocast)],
+        plan=plan,
+        outputs=[OutputGeometry(ratio=tuple(Fraction(1) for _ in tile))],
+    )
+    return out
 
 
 def activate(model: torch.nn.Module, logits: np.ndarray) -> np.ndarray:
