@@ -35,7 +35,7 @@ def _unpack(source: Path, dest: Path) -> Path:
         is_rdf = source.is_file() and source.suffix.lower() != ".zip"
         rdf_src = source if is_rdf else find_rdf(pkg.root, source)
         raw = load_yaml(rdf_src, what="model description")
-        files = referenced_files(pkg.descr) + [f for f in referenced_files(raw) if "://" not in f]
+        files = [f for f in referenced_files(pkg.descr) + referenced_files(raw) if "://" not in f]
         dest.mkdir(parents=True)
         for rel in dict.fromkeys(files):
             src = inside_package(pkg.root, rel, what="file", source=source)

@@ -174,3 +174,20 @@ def hc_referenced(rdf: dict) -> set[str]:
     from runner.safety import referenced_files
 
     return set(referenced_files(rdf))
+
+
+def test_remote_documentation_is_allowed_but_remote_weights_are_not(base, images, tmp_path):
+    """Zoo rdfs often link their README and covers by URL: runner never fetches them, so they do not block;
+    a remote weight file would be read, so it is refused (offline, and outside the package)."""
+    pkg = hc.copy_package(base, tmp_path / "pkg")
+
+    def remote_docs(d):
+        d["covers"] = [{"source": "https://example.com/cover.png"}]
+        d["documentation"] = {"source": "https://example.com/README.md"}
+
+    hc.edit_rdf(pkg, remote_docs)
+    code, out = predict(pkg, images, tmp_path / "out", "--no-postprocess")
+    assert code == 0, out
+    hc.edit_rdf(pkg, lambda d: d["weights"]["onnx"].update(source="https://example.com/w.onnx", sha256=None))
+    code, out = predict(pkg, images, tmp_path / "out2", "--no-postprocess", "--weights", "onnx")
+    assert code == 2 and "remote URL" in error_line(out) and not (tmp_path / "out2").exists()

@@ -21,6 +21,13 @@ class OutsidePackageError(IntegrityError):
     """A description refers to a file outside its package (never fallen back from silently)."""
 
 
+def reference_text(reference: Any) -> str:
+    """What a reference says: a URL in full (pydantic URLs have a ``path`` too), else its (relative) path."""
+    if getattr(reference, "scheme", None) and hasattr(reference, "host"):
+        return str(reference)
+    return str(getattr(reference, "path", reference))
+
+
 def inside_package(
     root: str | Path, reference: Any, *, what: str = "file", source: str | Path | None = None
 ) -> Path:
@@ -38,7 +45,7 @@ def inside_package(
     OutsidePackageError
         Absolute path, ``..`` leaving the package, a link pointing outside, or a remote URL.
     """
-    text = str(getattr(reference, "path", reference))
+    text = reference_text(reference)
     where = source if source is not None else root
     if "://" in text:
         raise OutsidePackageError(
@@ -109,12 +116,20 @@ def referenced_files(descr: Any) -> list[str]:
     ``descr`` is a bioimageio.spec description or the rdf mapping; remote and absolute references are
     returned as written (check them with :func:`inside_package`).
     """
-    return list(dict.fromkeys(str(getattr(ref, "path", ref)) for _, ref in _sources(descr, "", set())))
+    return list(dict.fromkeys(reference_text(ref) for _, ref in _sources(descr, "", set())))
 
 
 def check_references(root: str | Path, descr: Any, *, source: str | Path | None = None) -> list[Path]:
-    """:func:`inside_package` for every file ``descr`` refers to (named by its field); the resolved paths."""
-    return [inside_package(root, ref, what=field, source=source) for field, ref in _sources(descr, "", set())]
+    """:func:`inside_package` for every local file ``descr`` refers to (named by its field); their paths.
+
+    Remote references (``https://...`` covers or documentation, common in zoo rdfs) are skipped here: runner
+    never fetches them, and :meth:`runner.inference.package.Package.file` refuses a remote file it would use.
+    """
+    return [
+        inside_package(root, ref, what=field, source=source)
+        for field, ref in _sources(descr, "", set())
+        if "://" not in reference_text(ref)  # remote docs/covers are never fetched; files used
+    ]  # by runner (weights, tensors) are refused when remote by Package.file
 
 
 _ABSOLUTE = re.compile(r"^(/|~[/\\]|[A-Za-z]:[/\\]|\\\\)")
