@@ -24,29 +24,55 @@ Example
 >>> summarize([m1, m2])["pooled"]["per_threshold"][4]["f1"]   # doctest: +SKIP
 """
 
-from runner.metrics.criteria import CRITERIA, Criterion, get_criterion, register_criterion
-from runner.metrics.evaluate import (
-    AVAP_05,
-    AVAP_10,
-    DEFAULT_THRESHOLDS,
-    EvaluationOptions,
-    ImageMetrics,
-    Matches,
-    evaluate_image,
-)
-from runner.metrics.matching import ThresholdStats
-from runner.metrics.names import MATCHING_FIELDS, Metric, metric_name, parse_metric
-from runner.metrics.summary import summarize
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names below, imported on first use (``import runner.metrics`` stays light)
+    from runner.metrics.criteria import CRITERIA, Criterion, get_criterion, register_criterion
+    from runner.metrics.evaluate import (
+        AVAP_05,
+        AVAP_10,
+        DEFAULT_THRESHOLDS,
+        EvaluationOptions,
+        ImageMetrics,
+        Matches,
+        evaluate_image,
+    )
+    from runner.metrics.matching import ThresholdStats
+    from runner.metrics.names import MATCHING_FIELDS, Metric, metric_name, parse_metric
+    from runner.metrics.summary import summarize
+
+_EXPORTS = {
+    "CRITERIA": "runner.metrics.criteria",
+    "Criterion": "runner.metrics.criteria",
+    "get_criterion": "runner.metrics.criteria",
+    "register_criterion": "runner.metrics.criteria",
+    "AVAP_05": "runner.metrics.evaluate",
+    "AVAP_10": "runner.metrics.evaluate",
+    "DEFAULT_THRESHOLDS": "runner.metrics.evaluate",
+    "EvaluationOptions": "runner.metrics.evaluate",
+    "ImageMetrics": "runner.metrics.evaluate",
+    "Matches": "runner.metrics.evaluate",
+    "evaluate_image": "runner.metrics.evaluate",
+    "ThresholdStats": "runner.metrics.matching",
+    "MATCHING_FIELDS": "runner.metrics.names",
+    "Metric": "runner.metrics.names",
+    "metric_name": "runner.metrics.names",
+    "parse_metric": "runner.metrics.names",
+    "summarize": "runner.metrics.summary",
+}
 
 __all__ = [
     "AVAP_05",
     "AVAP_10",
     "CRITERIA",
     "DEFAULT_THRESHOLDS",
+    "MATCHING_FIELDS",
     "Criterion",
     "EvaluationOptions",
     "ImageMetrics",
-    "MATCHING_FIELDS",
     "Matches",
     "Metric",
     "ThresholdStats",
@@ -57,3 +83,13 @@ __all__ = [
     "register_criterion",
     "summarize",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'runner.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
