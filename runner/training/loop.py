@@ -8,12 +8,11 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, cast
 
 import numpy as np
 import torch
 
-from runner.contracts import RunMeta
+from runner.contracts import BestInfo, RunMeta
 from runner.recipes import Recipe, save_recipe
 from runner.training import checkpoints as ck
 from runner.training.charts import write_charts, write_log
@@ -39,15 +38,6 @@ class TrainResult:
     seconds: float
     budget_reached: bool = False
     """Stopped (resumably) because the wall-time budget of this invocation (``max_minutes``) ran out."""
-
-
-class BestState(TypedDict):
-    """The best validation round so far (saved in every checkpoint as ``best``)."""
-
-    metric: str
-    value: float | None
-    iteration: int | None
-    rounds_without_improvement: int
 
 
 class _ValidationAborted(Exception):
@@ -100,12 +90,8 @@ class Trainer:
         self.halo = halo(recipe.model, recipe.dims, round_to_step=True)
         self.iteration = 0
         self.history: list[dict] = []
-        self.best: BestState = {
-            "metric": recipe.validation.metric,
-            "value": None,
-            "iteration": None,
-            "rounds_without_improvement": 0,
-        }
+        self.best = BestInfo(metric=recipe.validation.metric)
+        """The best validation round so far (saved in every checkpoint as ``best``)."""
         self.validation_pending = False
         self.pending_log: list[dict] = []
         """Loss parts of the iterations since the last train_log.csv row."""
@@ -128,7 +114,7 @@ class Trainer:
             {
                 "iteration": self.iteration,
                 "total_iterations": self.total,
-                "best": dict(self.best),
+                "best": self.best.model_dump(),
                 "validation_pending": self.validation_pending,
                 "pending_log": [dict(p) for p in self.pending_log],
                 "history": list(self.history),
@@ -163,7 +149,7 @@ class Trainer:
         if self.device.type == "cuda" and ckpt["rng"].get("torch_cuda"):
             torch.cuda.set_rng_state_all(ckpt["rng"]["torch_cuda"])
         self.iteration = int(ckpt["iteration"])
-        self.best = cast(BestState, dict(ckpt["best"]))
+        self.best = BestInfo.model_validate(ckpt["best"])
         self.history = list(ckpt["history"])
         self.validation_pending = bool(ckpt.get("validation_pending"))
         self.pending_log = [dict(p) for p in ckpt.get("pending_log", [])]
@@ -243,18 +229,16 @@ class Trainer:
         return result
 
     def _update_best(self, value: float) -> None:
-        best = self.best["value"]
+        best = self.best.value
         delta = self.recipe.validation.min_delta
         better = best is None or (
-            value > best + delta if higher_is_better(self.best["metric"]) else value < best - delta
+            value > best + delta if higher_is_better(str(self.best.metric)) else value < best - delta
         )
         if better and np.isfinite(value):
-            self.best.update(
-                {"value": float(value), "iteration": self.iteration, "rounds_without_improvement": 0}
-            )
+            self.best = BestInfo(metric=self.best.metric, value=float(value), iteration=self.iteration)
             ck.save_checkpoint(self.out / "checkpoints" / "best.pt", self.state())
         else:
-            self.best["rounds_without_improvement"] += 1
+            self.best.rounds_without_improvement += 1
 
     def save(self, *, charts: bool = True) -> None:
         """Write last.pt and train_log.csv, and the charts when ``charts``."""
@@ -350,9 +334,9 @@ class Trainer:
             run_dir=self.out,
             iteration=self.iteration,
             total_iterations=self.total,
-            best_value=self.best["value"],
-            best_iteration=self.best["iteration"],
-            metric=self.best["metric"],
+            best_value=self.best.value,
+            best_iteration=self.best.iteration,
+            metric=str(self.best.metric),
             stopped_early=stopped_early,
             interrupted=interrupted,
             seconds=self.elapsed,
@@ -378,7 +362,7 @@ class Trainer:
 
     def _patience_over(self) -> bool:
         patience = self.recipe.validation.patience
-        return patience is not None and self.best["rounds_without_improvement"] >= patience
+        return patience is not None and self.best.rounds_without_improvement >= patience
 
     def _finish(self) -> None:
         """Without validation data, the last checkpoint is also the best one."""
@@ -401,8 +385,8 @@ class _Watched(list):
             yield s
 
 
-def _fmt_best(best: BestState) -> str:
-    return "-" if best["value"] is None else f"{best['value']:.4f}"
+def _fmt_best(best: BestInfo) -> str:
+    return "-" if best.value is None else f"{best.value:.4f}"
 
 
 def _runner_version() -> str:
