@@ -87,9 +87,15 @@ def check_yaml_text(text: str, *, path: str | Path | None = None, what: str = "Y
                     hint="a YAML 'billion laughs' bomb? write the values out instead of aliasing them",
                 )
     except yaml.YAMLError as exc:
-        raise UserError(
-            f"the {what} is not valid YAML ({str(exc).splitlines()[0][:200]})", path=path
-        ) from None
+        raise UserError(f"the {what} is {_yaml_problem(exc)}", path=path) from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """``not valid YAML at line 3, column 5: mapping values are not allowed here`` (one line)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"not valid YAML{where}: {str(problem)[:200]}"
 
 
 def read_yaml_text(path: str | Path, *, what: str = "YAML file") -> str:
@@ -123,6 +129,4 @@ def load_yaml(source: str | Path, *, text: str | None = None, what: str = "YAML 
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UserError(
-            f"the {what} is not valid YAML ({str(exc).splitlines()[0][:200]})", path=source
-        ) from None
+        raise UserError(f"the {what} is {_yaml_problem(exc)}", path=source) from None
