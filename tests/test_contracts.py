@@ -63,14 +63,18 @@ def test_bad_blocks_are_one_line_errors(block, match):
     assert "\n" not in str(info.value) and str(info.value).startswith("model.zip:")
 
 
-def test_predict_refuses_a_package_from_a_newer_runner(tmp_path):
+@pytest.mark.parametrize("command", ["predict", "tune", "test"])
+def test_commands_refuse_a_package_from_a_newer_runner(tmp_path, command):
     block = {"format": "bmz-runner.package/2", "targets": "BC", "postprocessing": {"name": "threshold_cc"}}
     pkg = build_package(tmp_path / "newer", runner_config=block)
     tifffile.imwrite(tmp_path / "img.tif", np.zeros((32, 32), np.uint8))
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["predict", str(pkg.folder), "--input", str(tmp_path / "img.tif"), "--output", str(out), "-q"]
-    )
+    args = {
+        "predict": ["--input", str(tmp_path / "img.tif"), "--output", str(out), "-q"],
+        "tune": ["--data", str(ZOO / "examples" / "dsb2018"), "--out", str(out), "-q"],
+        "test": [],
+    }[command]
+    result = CliRunner().invoke(app, [command, str(pkg.folder), *args])
     assert result.exit_code == 2, result.output
     assert "written by a newer bmz-runner" in result.output and "pip install -U bmz-runner" in result.output
     assert not out.exists()
