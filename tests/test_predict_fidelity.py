@@ -80,7 +80,7 @@ def test_instance_norm_unet_runs_one_pass_and_says_it_is_global(packages, tmp_pa
     np.testing.assert_allclose(got, expected, atol=1e-4)
     core = _core_whole_sample(pkg, {"raw": np.load(pkg / "in.npy")})["foreground"]
     np.testing.assert_allclose(got, core, atol=1e-4)
-    assert "ran as one pass of 96x96" in text and "global operations" in text
+    assert "ran as one pass of 96x96" in text and "whole input (it has instance normalisation)" in text
     tiling = config["tiling"]
     assert tiling["mode"] == "one pass" and tiling["global_ops"] and tiling["n_tiles"] == 1
     assert config["notes"] and "whole input" in config["notes"][0]

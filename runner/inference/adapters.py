@@ -83,6 +83,8 @@ class Adapter:
     run: Any = field(repr=False)
     is_torch: bool = False
     input_dtypes: tuple[Any, ...] = ()
+    network: Any = field(default=None, repr=False)
+    """The torch module or the ONNX file, for :func:`runner.inference.globalops.global_ops_in`."""
 
     def __call__(self, *inputs) -> list:
         return self.run(*inputs)
@@ -162,7 +164,7 @@ def _onnx_adapter(pkg: Package, *, device: Device, threads: int | None) -> Adapt
         feed = {n: np.ascontiguousarray(x, dtype=d) for n, x, d in zip(names, inputs, dtypes, strict=False)}
         return session.run(None, feed)
 
-    return Adapter("onnx", device, run, is_torch=False, input_dtypes=dtypes)
+    return Adapter("onnx", device, run, is_torch=False, input_dtypes=dtypes, network=path)
 
 
 _ORT_DTYPES = {
@@ -214,7 +216,8 @@ def _torchscript_adapter(pkg: Package, *, device: Device, threads: int | None, t
     entry = pkg.weights_entry("torchscript")
     path = pkg.file(entry.source, sha256=entry.sha256, what="torchscript weights")
     module = load_torchscript(path, trust_code=trust_code, map_location=_torch_device(device)).eval()
-    return Adapter("torchscript", device, _torch_runner(module, device, threads), is_torch=True)
+    run = _torch_runner(module, device, threads)
+    return Adapter("torchscript", device, run, is_torch=True, network=module)
 
 
 def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None, trust_code: bool) -> Adapter:
@@ -231,7 +234,8 @@ def _state_dict_adapter(pkg: Package, *, device: Device, threads: int | None, tr
     if getattr(arch, "source", None) is not None:
         pkg.file(arch.source, sha256=getattr(arch, "sha256", None), what="architecture source")
     module = load_torch_model(entry, load_state=True, devices=[str(device)]).eval()
-    return Adapter("pytorch_state_dict", device, _torch_runner(module, device, threads), is_torch=True)
+    run = _torch_runner(module, device, threads)
+    return Adapter("pytorch_state_dict", device, run, is_torch=True, network=module)
 
 
 def describe_formats(formats: Sequence[str]) -> str:

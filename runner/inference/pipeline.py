@@ -28,12 +28,14 @@ from runner.errors import UserError
 from runner.inference.adapters import Adapter, create_adapter
 from runner.inference.devices import resolve_device, tiles_on_gpu
 from runner.inference.geometry import Geometry, build_geometry, check_inputs, check_secondary_rules
+from runner.inference.globalops import global_ops_in
 from runner.inference.halo import receptive_field
 from runner.inference.options import InferenceOptions, with_overrides
 from runner.inference.package import Package, load_package
 from runner.inference.planning import (
     BYTES_PER_VOXEL,
     CAPPED_NOTE,
+    GLOBAL_OPS_EXAMPLES,
     GLOBAL_OPS_NOTE,
     MAX_BATCH,
     Context,
@@ -160,7 +162,9 @@ class Predictor:
             else:
                 self._context = self._measured_context()
                 if self._context.global_ops:
-                    self.notes.append(GLOBAL_OPS_NOTE)
+                    names = global_ops_in(self.adapter.network)
+                    cause = f"it has {' and '.join(names)}" if names else GLOBAL_OPS_EXAMPLES
+                    self.notes.append(GLOBAL_OPS_NOTE.format(cause=cause))
         return self._context
 
     def _measured_context(self) -> Context:

@@ -33,11 +33,11 @@ MAX_CPU_MEMORY_MB = 16384
 """Largest default CPU activation budget."""
 MAX_BATCH = 16
 
+GLOBAL_OPS_EXAMPLES = "global operations such as instance or group normalisation, attention or global pooling"
 GLOBAL_OPS_NOTE = (
-    "the network's outputs depend on the whole input (global operations such as instance or group "
-    "normalisation, attention or global pooling): images that fit the memory budget run as one pass; "
-    "larger ones run as the largest tiles that fit and differ from a whole-image pass (raise --memory-mb "
-    "to avoid it)"
+    "the network's outputs depend on the whole input ({cause}): images that fit the memory budget run as "
+    "one pass; larger ones run as the largest tiles that fit and differ from a whole-image pass (raise "
+    "--memory-mb to avoid it)"
 )
 
 CAPPED_NOTE = (
