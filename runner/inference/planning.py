@@ -208,6 +208,8 @@ def region_plan(
         q, rule = geo.granularity[k], geo.rules[k]
         pb, pa = g.pad_before, g.pad_after
         a = -pb if o == 0 else -pb + ((o + pb) // q) * q
+        if (o - a) % geo.ratio_align[k]:  # the region's outputs would fall between the output pixels
+            return None
         if o + s >= full:
             length = full + pa - a
             if not rule.is_valid(length):
