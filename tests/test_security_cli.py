@@ -191,3 +191,38 @@ def test_remote_documentation_is_allowed_but_remote_weights_are_not(base, images
     hc.edit_rdf(pkg, lambda d: d["weights"]["onnx"].update(source="https://example.com/w.onnx", sha256=None))
     code, out = predict(pkg, images, tmp_path / "out2", "--no-postprocess", "--weights", "onnx")
     assert code == 2 and "remote URL" in error_line(out) and not (tmp_path / "out2").exists()
+
+
+def test_allow_list_keeps_network_ops_and_refuses_side_effects():
+    from runner.safety.trust import op_allowed
+
+    for op in (
+        "aten::conv2d",
+        "aten::_convolution",
+        "aten::relu",
+        "aten::cat",
+        "aten::upsample_nearest2d",
+        "aten::batch_norm",
+        "aten::max_pool3d",
+        "aten::sigmoid",
+        "prim::If",
+        "prim::Loop",
+        "prim::ListConstruct",
+        "prim::GetAttr",
+        "prim::Constant",
+        "aten::size",
+        "aten::__getitem__",
+    ):
+        assert op_allowed(op), op
+    for op in (
+        "aten::from_file",
+        "aten::save",
+        "aten::set_",
+        "aten::_unsafe_index",
+        "prim::rpc_async",
+        "torchvision::nms",
+        "c10d::allreduce_",
+        "profiler::_record_function_enter",
+        "prim::PythonOp",
+    ):
+        assert not op_allowed(op), op

@@ -6,10 +6,11 @@
   read or write any file the user can, and a module's ``__setstate__`` runs while the file is loaded.
   :func:`load_torchscript` therefore (1) refuses archives whose serialized code defines ``__setstate__`` or
   that are not TorchScript zip archives, before ``torch.jit.load``; (2) after loading (which runs nothing
-  else) walks the inlined graph of every method of every submodule, nested blocks and subgraphs included,
-  and refuses any op outside the allow-list: the ``aten`` and ``prim`` tensor and control-flow ops, minus
-  those that touch files, storages or streams (:data:`DENIED_OPS`, and every op with a ``Storage``
-  argument), and any call that is left un-inlined to a class that is not part of the archive.
+  else) walks the graph of every method of every submodule (inlined where script functions are called),
+  nested blocks and subgraphs included, and refuses any op outside the allow-list: the ``aten`` and ``prim``
+  tensor and control-flow ops, minus those that touch files, storages, streams, the network or memory
+  outside a tensor (:data:`DENIED_OPS`, and every op with a ``Storage`` argument), and any call to a class
+  that is not part of the archive.
 * ONNX graphs run inside onnxruntime's operator set and cannot reach files, except through external-data
   references, which must lie inside the package (:func:`check_onnx`).
 
@@ -35,6 +36,21 @@ DENIED_OPS = frozenset(
         "aten::set",
         "aten::set_",
         "aten::record_stream",
+        # index without bounds checks: read or write memory outside the tensor
+        "aten::_unsafe_index",
+        "aten::_unsafe_index_put",
+        "aten::_unsafe_masked_index",
+        "aten::_unsafe_masked_index_put_accumulate",
+        "aten::_sparse_coo_tensor_unsafe",
+        "aten::_sparse_csr_tensor_unsafe",
+        "aten::_sparse_csc_tensor_unsafe",
+        "aten::_sparse_bsr_tensor_unsafe",
+        "aten::_sparse_bsc_tensor_unsafe",
+        "aten::_sparse_compressed_tensor_unsafe",
+        # remote procedure calls: the network
+        "prim::rpc_async",
+        "prim::rpc_sync",
+        "prim::rpc_remote",
         "prim::PythonOp",
         "prim::CallFunction",
     }
