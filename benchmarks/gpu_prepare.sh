@@ -54,7 +54,8 @@ THERE = {  # the GPU image's packages that bmz-runner needs (read from KINDS.md,
     "certifi", "charset-normalizer", "urllib3", "attrs", "filelock", "fsspec", "sympy", "mpmath", "httpx",
     "httpcore", "h11", "anyio", "sniffio", "psutil", "cloudpickle", "toolz", "msgpack", "platformdirs",
     "pluggy", "iniconfig", "execnet", "sortedcontainers", "flatbuffers", "coloredlogs", "humanfriendly",
-    "tzdata", "annotated-doc", "typing-inspect", "mypy-extensions", "wrapt", "zipp", "colorama",
+    "tzdata", "annotated-doc", "typing-inspect", "mypy-extensions", "wrapt", "zipp", "colorama", "markdown",
+    "setuptools", "wheel", "pip", "joblib", "threadpoolctl", "opencv-python-headless",
 }
 SKIP = {"imagecodecs", "win32-setctime", "aiocontextvars", "exceptiongroup"}  # not needed on Linux/py3.12
 def norm(n): return re.split(r"[\s<>=!~;\[\(]", n.strip(), 1)[0].lower().replace("_", "-").replace(".", "-")
