@@ -188,11 +188,11 @@ def _tuned_lines(tuned_on: TunedOn, src: str) -> list[str]:
     else:
         held = tuned_on.held_out
         kind = (
-            "images"
+            "image(s)"
             if held is None
-            else "training images held back from the weight updates"
+            else "training image(s) held back from the weight updates"
             if held
-            else "training images (the weights were trained on them too; they are only kept apart from val)"
+            else "training image(s) (the weights were trained on them too; they are only kept apart from val)"
         )
         text = (
             f"**Post-processing params** were tuned by `runner tune` on {len(tuned_on.images)} {kind} of "
