@@ -47,6 +47,11 @@ class ExportResult:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
+    """The package destination, before any work: the gate's output checks (not below a file, writable),
+    then existence and ``--overwrite``."""
+    from runner.safety import check_output_dir
+
+    check_output_dir(out.parent, what="output's parent folder")
     if not out.parent.is_dir():
         raise UserError(
             "the output folder does not exist", path=out.parent, hint="create it first or pick another --out"

@@ -224,3 +224,10 @@ def test_sigterm_during_predict_removes_the_unpacked_package(tmp_path):
             proc.kill()
     assert proc.returncode == 143, err
     assert list(tmp.iterdir()) == []
+
+
+def test_package_destination_below_a_file(pkg, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    refused(run("tune", pkg, "--data", tmp_path, "--out", a_file / "new.zip"), "file.txt", "is a file")
+    assert a_file.read_text() == "x"
