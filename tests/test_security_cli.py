@@ -226,3 +226,17 @@ def test_allow_list_keeps_network_ops_and_refuses_side_effects():
         "prim::PythonOp",
     ):
         assert not op_allowed(op), op
+
+
+ZOO = Path(__file__).resolve().parents[1] / "zoo_packages"
+
+
+@pytest.mark.parametrize("package", sorted(p.name for p in ZOO.glob("*.zip")))
+def test_shipped_packages_name_no_local_paths(package):
+    from runner.safety.paths import local_paths_in, scrub_text
+
+    with zipfile.ZipFile(ZOO / package) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        readme = zf.read("README.md").decode("utf-8")
+    assert local_paths_in(rdf.get("config")) == []
+    assert [ln for ln in readme.splitlines() if scrub_text(ln) != ln] == []
