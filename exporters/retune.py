@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exporters.build import check_out
 from exporters.docs import validation_section
@@ -48,26 +49,55 @@ def score_report(data: TuneData, method: str, params: dict, *, weights: str) -> 
     return report
 
 
+@dataclass
+class RetuneOptions:
+    """The options of ``runner tune`` (see :func:`retune_package`)."""
+
+    metric: str = "accuracy@0.5"
+    """``FIELD@IOU`` or ``av_ap`` (:func:`runner.tuning.tuning_metric`)."""
+    method: str | None = None
+    """Post-processor to tune; default the package's ``config.runner.postprocessing``."""
+    params: dict = field(default_factory=dict)
+    """Starting params (over the package's own)."""
+    grid: dict[str, list] = field(default_factory=dict)
+    """Values to try per param (replacing the post-processor's ``tuning_grid`` entry)."""
+    rounds: int = 2
+    tta: bool | None = None
+    """Tune on mirror-averaged outputs; default what the package says."""
+    device: str = "auto"
+    trust_code: bool = False
+    max_images: int | None = None
+    held_out: bool = False
+    """Tune only on the images of ``data`` its recipe held back from training (``data.held_out``)."""
+    held_out_from: Path | None = None
+    """A recipe file whose ``data.held_out`` lists the tuning images (implies ``held_out``)."""
+    validate: Path | None = None
+    """An annotated split never tuned on: the README and ``config.runner.validation`` report the tuned params
+    on it instead of on the tuning images."""
+    notes: str | None = None
+    """Markdown for the README's Validation section; default the recipe's ``validation_notes``."""
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class _Plan:
+    """What the package and the options resolve to before anything is predicted."""
+
+    name: str
+    processor: Any
+    start: dict
+    tta: bool
+    weights: str
+    names: list[str] | None
+
+
 def retune_package(
     model: str | Path,
     data: str | Path,
     out: str | Path,
+    options: RetuneOptions | None = None,
     *,
-    metric: str = "accuracy@0.5",
-    method: str | None = None,
-    params: dict | None = None,
-    grid: dict[str, list] | None = None,
-    rounds: int = 2,
-    tta: bool | None = None,
-    device: str = "auto",
-    trust_code: bool = False,
-    max_images: int | None = None,
-    held_out: bool = False,
-    held_out_from: str | Path | None = None,
-    validate: str | Path | None = None,
-    notes: str | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
     echo: Callable[[str, bool], None] | None = None,
 ) -> RetuneResult:
     """``runner tune``: predict ``data`` once with ``model``, search the post-processor's params, and write
@@ -77,122 +107,137 @@ def retune_package(
     ----------
     model : a package (zip, folder, rdf) or a training run folder / checkpoint (exported first).
     data : annotated split with ``x/`` and ``y/`` (or a dataset with ``val/``).
-    method : post-processor to tune; default the package's ``config.runner.postprocessing``.
-    params, grid : starting params (over the package's) and the values to try per param.
-    tta : tune on mirror-averaged outputs; default what the package says.
-    held_out, held_out_from : tune only on the images of ``data`` the recipe held back from training
-        (``data.held_out`` of the package's recipe, or of the recipe file ``held_out_from``).
-    validate : an annotated split never tuned on: the README and ``config.runner.validation`` report the
-        tuned params on it instead of on the tuning images.
-    notes : Markdown for the README's Validation section; default the recipe's ``validation_notes``.
+    out : the new package (``.zip`` or folder); nothing is written unless it passes its tests.
     echo : ``echo(text, is_status)`` for status lines (``True``) and the trial table (``False``).
     """
     from runner.inference import load_package
-    from runner.postprocessing import get_postprocessor
-    from runner.tuning import format_trials, predict_for_tuning, search_space, tune, tuning_metric
+    from runner.tuning import format_trials, predict_for_tuning, tune, tuning_metric
 
+    o = options or RetuneOptions()
     say = echo or (lambda text, status: None)
-    tuning_metric(metric)  # a bad name fails before anything is predicted
+    tuning_metric(o.metric)  # a bad name fails before anything is predicted
     model, out = Path(model), Path(out)
-    check_out(out, overwrite)
+    check_out(out, o.overwrite)
     with tempfile.TemporaryDirectory(prefix="bmz-tune-src-") as tmp:
-        source = _as_package(model, Path(tmp), progress=progress, say=say)
+        source = _as_package(model, Path(tmp), progress=o.progress, say=say)
         pkg = load_package(source)
         try:
-            declared = pkg.postprocessing
-            name = method or (declared.name if declared else None)
-            if name is None:
-                raise UserError(
-                    "the package declares no post-processor",
-                    path=model,
-                    hint="pass --postprocess NAME (runner postprocess --list)",
-                )
-            tta = pkg.test_time_augmentation if tta is None else tta
-            processor = get_postprocessor(name)
-            start = {**(declared.params if declared and declared.name == name else {}), **(params or {})}
-            search_space(name, processor.params_model, overrides=grid)  # unknown --grid keys fail early
-            runnable = (
-                ("onnx", "torchscript", "pytorch_state_dict") if trust_code else ("onnx", "torchscript")
-            )
-            weights = next((f for f in runnable if f in pkg.weight_formats), "none")
-            names = None
-            if held_out or held_out_from is not None:
-                recipe = None if held_out_from is None else Path(held_out_from)
-                names = held_out_names(pkg.runner_config, recipe, where=model)
-            if validate is not None:
-                check_disjoint(data, validate)
+            plan = _plan(pkg, model, data, o)
             prepared = predict_for_tuning(
                 pkg,
                 data,
-                device=device,
-                trust_code=trust_code,
-                tta=tta,
-                max_images=max_images,
-                method_input=processor.input,
-                progress=progress,
-                names=names,
+                device=o.device,
+                trust_code=o.trust_code,
+                tta=plan.tta,
+                max_images=o.max_images,
+                method_input=plan.processor.input,
+                progress=o.progress,
+                names=plan.names,
             )
-            say(f"tuning {name} on {len(prepared.names)} image(s) of {prepared.source} ({metric})", True)
+            say(
+                f"tuning {plan.name} on {len(prepared.names)} image(s) of {prepared.source} ({o.metric})",
+                True,
+            )
             result = tune(
                 prepared.predictions,
                 prepared.ground_truths,
-                name,
-                start,
-                metric=metric,
-                grid=grid,
-                rounds=rounds,
+                plan.name,
+                plan.start,
+                metric=o.metric,
+                grid=o.grid,
+                rounds=o.rounds,
                 resolution=prepared.resolution,
             )
             say(format_trials(result, list(result.space)), False)
-            scored = prepared
-            if validate is not None:
-                scored = predict_for_tuning(
-                    pkg,
-                    validate,
-                    device=device,
-                    trust_code=trust_code,
-                    tta=tta,
-                    method_input=processor.input,
-                    progress=progress,
-                )
-            report = score_report(scored, name, result.best_params, weights=weights)
-            if validate is not None:
-                n_val = len(scored.names)
-                say(f"on {report.source} ({n_val} image(s), never tuned on): {_brief(report)}", False)
-            tuned_on = TunedOn(
-                data=prepared.source,
-                images=prepared.names,
-                metric=metric,
-                score=result.best_score,
-                default_score=result.default_score,
-                n_trials=len(result.trials),
-                tta=tta,
-                searched=result.space,
-                held_out=None if names is None else _excluded_from_training(pkg.runner_config, names),
-                date=datetime.date.today().isoformat(),
-            )
-            lines = validation_section(
-                report,
-                package_name=out.name,
-                postprocessing=(name, result.best_params),
-                voxel_size=pkg.runner_config.voxel_size if pkg.runner_config else None,
-                tuned_on=tuned_on,
-                notes=notes or (pkg.runner_config.validation_notes if pkg.runner_config else None),
-            )
-            write_tuned_package(
-                source,
-                out,
-                postprocessing=PostprocessingConfig(name=name, params=result.best_params),
-                tuned_on=tuned_on,
-                validation_lines=lines,
-                validation=_validation_block(pkg.runner_config, report, scored),
-                overwrite=overwrite,
-                test_time_augmentation=tta,
-                trust_code=trust_code,
-            )
+            tuned_on = _write(pkg, source, out, plan, o, prepared, result, say)
         finally:
             pkg.close()
-    return RetuneResult(search=result, out=out, method=name, tuned_on=tuned_on)
+    return RetuneResult(search=result, out=out, method=plan.name, tuned_on=tuned_on)
+
+
+def _plan(pkg, model: Path, data: str | Path, o: RetuneOptions) -> _Plan:
+    """The post-processor, starting params, TTA, weight format and tuning images; checks the options."""
+    from runner.postprocessing import get_postprocessor
+    from runner.tuning import search_space
+
+    declared = pkg.postprocessing
+    name = o.method or (declared.name if declared else None)
+    if name is None:
+        raise UserError(
+            "the package declares no post-processor",
+            path=model,
+            hint="pass --postprocess NAME (runner postprocess --list)",
+        )
+    processor = get_postprocessor(name)
+    start = {**(declared.params if declared and declared.name == name else {}), **o.params}
+    search_space(name, processor.params_model, overrides=o.grid)  # unknown --grid keys fail early
+    runnable = ("onnx", "torchscript", "pytorch_state_dict") if o.trust_code else ("onnx", "torchscript")
+    names = None
+    if o.held_out or o.held_out_from is not None:
+        names = held_out_names(pkg.runner_config, o.held_out_from, where=model)
+    if o.validate is not None:
+        check_disjoint(data, o.validate)
+    return _Plan(
+        name=name,
+        processor=processor,
+        start=start,
+        tta=pkg.test_time_augmentation if o.tta is None else o.tta,
+        weights=next((f for f in runnable if f in pkg.weight_formats), "none"),
+        names=names,
+    )
+
+
+def _write(pkg, source: Path, out: Path, plan: _Plan, o: RetuneOptions, prepared, result, say) -> TunedOn:
+    """Score the best params (on ``--validate`` when given) and write the tuned package."""
+    from runner.tuning import predict_for_tuning
+
+    scored = prepared
+    if o.validate is not None:
+        scored = predict_for_tuning(
+            pkg,
+            o.validate,
+            device=o.device,
+            trust_code=o.trust_code,
+            tta=plan.tta,
+            method_input=plan.processor.input,
+            progress=o.progress,
+        )
+    report = score_report(scored, plan.name, result.best_params, weights=plan.weights)
+    if o.validate is not None:
+        say(f"on {report.source} ({len(scored.names)} image(s), never tuned on): {_brief(report)}", False)
+    config = pkg.runner_config
+    tuned_on = TunedOn(
+        data=prepared.source,
+        images=prepared.names,
+        metric=o.metric,
+        score=result.best_score,
+        default_score=result.default_score,
+        n_trials=len(result.trials),
+        tta=plan.tta,
+        searched=result.space,
+        held_out=None if plan.names is None else _excluded_from_training(config, plan.names),
+        date=datetime.date.today().isoformat(),
+    )
+    lines = validation_section(
+        report,
+        package_name=out.name,
+        postprocessing=(plan.name, result.best_params),
+        voxel_size=config.voxel_size if config else None,
+        tuned_on=tuned_on,
+        notes=o.notes or (config.validation_notes if config else None),
+    )
+    write_tuned_package(
+        source,
+        out,
+        postprocessing=PostprocessingConfig(name=plan.name, params=result.best_params),
+        tuned_on=tuned_on,
+        validation_lines=lines,
+        validation=_validation_block(config, report, scored),
+        overwrite=o.overwrite,
+        test_time_augmentation=plan.tta,
+        trust_code=o.trust_code,
+    )
+    return tuned_on
 
 
 def _validation_block(

@@ -86,7 +86,7 @@ def tune_cmd(
 
     Example: runner tune model.zip --data data/dsb2018/val --metric accuracy@0.5 --out model_tuned.zip
     """
-    from exporters.retune import retune_package
+    from exporters.retune import RetuneOptions, retune_package
     from runner.errors import UserError
     from runner.parsing import parse_params
 
@@ -95,10 +95,7 @@ def tune_cmd(
         if not notes.is_file():
             raise UserError("notes file not found", path=notes, hint="give a Markdown file to --notes")
         notes_text = notes.read_text(encoding="utf-8").strip() or None
-    done = retune_package(
-        model,
-        data,
-        out,
+    options = RetuneOptions(
         metric=metric,
         method=postprocess,
         params=parse_params(param),
@@ -114,8 +111,8 @@ def tune_cmd(
         notes=notes_text,
         overwrite=overwrite,
         progress=not quiet,
-        echo=lambda text, status: typer.echo(text, err=status),
     )
+    done = retune_package(model, data, out, options, echo=lambda text, status: typer.echo(text, err=status))
     result = done.search
     changed = result.changed or "the same params"
     typer.echo(f"{metric}: {result.default_score:.4f} -> {result.best_score:.4f} with {changed}")
