@@ -6,8 +6,10 @@
    1 worker (1 thread) and 2 workers (1 thread each), once with one block (the machinery's cost alone) and
    once with the default 3D blocks (the halo recomputed around each block adds to it). Same cores, same
    process conditions (a fresh ``runner`` process each, its wall time including start-up and model loading),
-   objects counted by each. Peak memory: the single process's maximum resident set; per Dask worker as the
-   run reports it.
+   objects counted by each; the network gets the same tile budget in both (``--memory-mb 1024``; workers with
+   ``--worker-memory 4096MiB`` give it a quarter). Wall times on a small and a big volume give the marginal
+   time per voxel (start-up, imports and model loading cancel out). Peak memory: the single process's maximum
+   resident set; per Dask worker as the run reports it.
 2. *larger than memory*: a float32 volume several times the workers' ``memory_limit``, segmented by the
    deterministic stand-in (:mod:`runner.distributed.standin`) with 1 and 2 workers: blocks per second and each
    worker's peak resident memory, which is bounded by the block, not the volume.
@@ -35,6 +37,8 @@ from benchmarks._common import machine, table  # noqa: E402
 from benchmarks.bench_predict import build_unet_package, synthetic_image  # noqa: E402
 
 RUNNER = [sys.executable, "-m", "runner"]
+MEMORY_MB = 1024
+"""Tile budget of the network, the same in both paths (a worker gives its network a quarter of its memory)."""
 POST = ["--postprocess", "classical", "--param", "threshold=0.5", "--param", "smooth=0"]
 
 
@@ -90,6 +94,7 @@ def _volume(tmp: Path, name: str, shape: tuple[int, ...]) -> tuple[Path, Path]:
 
 def _single(pkg: Path, tif: Path, out: Path, threads: int) -> tuple[float, float, int]:
     cmd = [*RUNNER, "predict", str(pkg), "-i", str(tif), "-o", str(out), "-q", "--threads", str(threads)]
+    cmd += ["--memory-mb", str(MEMORY_MB)]
     wall, peak, _ = _timed([*cmd, "--device", "cpu", *POST])
     return wall, peak, _count_tiff(out / "instances" / tif.name)
 
@@ -99,6 +104,7 @@ def _cluster(
 ) -> tuple[float, str, int]:
     cmd = [*RUNNER, "predict", str(pkg), "-i", str(source), "-o", str(out), "-q", "--threads", "1"]
     cmd += ["--device", "cpu", "--cluster", f"local:{workers}", "--object-size", "16"]
+    cmd += ["--worker-memory", f"{4 * MEMORY_MB}MiB"]  # the network's tiles get a quarter: MEMORY_MB
     wall, _, text = _timed([*cmd, "--block", ",".join(map(str, block)), *POST])
     peak = re.search(r"peak worker memory (\d+) MiB", text)
     return wall, peak.group(1) if peak else "?", _count_zarr(out)
@@ -216,22 +222,12 @@ def main() -> None:
         model = rows_model(Path(tmp), small, shape)
         ooc, gib = rows_out_of_core(Path(tmp), big, 256)
     print(f"\nmachine: {machine()}")
-    print(f"\n## 1. runner predict, single process vs --cluster (3D TinyUNet + classical, volume {shape})\n")
     print(
-        table(
-            [
-                "run",
-                "cores",
-                "workers",
-                "blocks",
-                "wall_s",
-                "vs single, same cores",
-                "objects",
-                "peak MiB (per worker)",
-            ],
-            model,
-        )
+        f"\n## 1. runner predict, one process vs --cluster (3D TinyUNet + classical; {small} and {shape})\n"
     )
+    headers = ["run", "cores", "wall_s small", "wall_s big", "marginal s/Mvoxel", "Mvoxel/s"]
+    headers += ["marginal vs single, same cores", "objects (big)", "peak MiB (per worker)"]
+    print(table(headers, model))
     print(f"\n## 2. volume larger than the workers' memory ({big}, float32 {gib:.2f} GiB), stand-in model\n")
     print(
         table(

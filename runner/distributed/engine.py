@@ -146,8 +146,9 @@ def _check(stitching: Stitching, grid: BlockGrid) -> None:
 
 
 def _wait(client, futures: list, what: str, progress: bool) -> None:
-    """Wait for ``futures`` with a progress bar; the first failure is raised."""
-    from distributed import as_completed
+    """Wait for ``futures`` with a progress bar; the first failure is raised (workers that kept dying on a
+    task become a :class:`UserError` about memory)."""
+    from distributed import KilledWorker, as_completed
 
     bar: Any = None
     if progress:
@@ -157,7 +158,13 @@ def _wait(client, futures: list, what: str, progress: bool) -> None:
     try:
         for future in as_completed(futures):
             if future.status == "error":
-                future.result()  # raises the task's exception
+                try:
+                    future.result()  # raises the task's exception
+                except KilledWorker:
+                    raise UserError(
+                        f"the workers died while running {future.key} (out of memory?)",
+                        hint="give them more with --worker-memory, or use a smaller --block or --memory-mb",
+                    ) from None
             if bar is not None:
                 bar.update(1)
     finally:

@@ -99,11 +99,25 @@ def _load(package: str, options_dict: dict):
     from runner.inference.pipeline import Predictor
 
     options = PredictOptions(**options_dict)
+    if options.memory_mb is None and (budget := worker_budget_mb()) is not None:
+        options = options.model_copy(update={"memory_mb": budget})
     pkg = load_package(package)
     post = resolve_postprocessing(pkg, options)
     predictor = Predictor(pkg, options)
     LOADS["count"] += 1
     return predictor, post, options
+
+
+def worker_budget_mb() -> float | None:
+    """A quarter of the Dask worker's memory limit (at least 256 MiB) for the network's tiles, or None
+    outside a worker or without a limit: the predictor's own default takes half the machine's memory."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return max(limit / 2**20 / 4, 256.0) if limit else None
 
 
 def loads() -> int:

@@ -12,6 +12,7 @@ use, so Dask workers read their own regions straight from disk.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,10 +189,16 @@ def _ome(path: Path, axes: str | None) -> ZarrVolume:
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader
 
-    location = parse_url(str(path))
-    if location is None:
-        raise UserError("not an OME-Zarr image", path=path)
-    node = next(iter(Reader(location)()), None)
+    quiet = logging.getLogger("ome_zarr")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "version mismatch" notes on every 0.4 image
+    try:
+        location = parse_url(str(path))
+        if location is None:
+            raise UserError("not an OME-Zarr image", path=path)
+        node = next(iter(Reader(location)()), None)
+    finally:
+        quiet.setLevel(level)
     spec = None if node is None else next((s for s in node.specs if isinstance(s, Multiscales)), None)
     if node is None or spec is None:
         raise UserError("no multiscale image found in the OME-Zarr store", path=path)
