@@ -3,13 +3,12 @@
 1. *model*: a 3D U-Net-like package (built with ``tests/_packages.py``, ONNX on CPU) and the ``classical``
    post-processor on a synthetic nuclei volume that fits in memory: the single-process ``runner predict`` on
    its TIFF with 1 and 2 threads, and ``runner predict --cluster local:N`` on the same volume as OME-Zarr with
-   1 worker (1 thread) and 2 workers (1 thread each), once with one block (the machinery's cost alone) and
-   once with the default 3D blocks (the halo recomputed around each block adds to it). Same cores, same
-   process conditions (a fresh ``runner`` process each, its wall time including start-up and model loading),
-   objects counted by each; the network gets the same tile budget in both (``--memory-mb 1024``; workers with
-   ``--worker-memory 4096MiB`` give it a quarter). Wall times on a small and a big volume give the marginal
-   time per voxel (start-up, imports and model loading cancel out). Peak memory: the single process's maximum
-   resident set; per Dask worker as the run reports it.
+   1 worker (1 thread) and 2 workers (1 thread each), with one block (the machinery's cost alone) and with x
+   split in two blocks (the halo recomputed along the face adds to it). Same cores, same process conditions
+   (a fresh ``runner`` process each), objects counted by each; the network gets the same tile budget in both
+   (``--memory-mb 1024``; the workers' memory limit stays Dask's default). Wall times on a small and a big
+   volume give the marginal time per voxel (start-up, imports and model loading cancel out). Peak memory: the
+   single process's maximum resident set; per Dask worker as the run reports it.
 2. *larger than memory*: a float32 volume several times the workers' ``memory_limit``, segmented by the
    deterministic stand-in (:mod:`runner.distributed.standin`) with 1 and 2 workers: blocks per second and each
    worker's peak resident memory, which is bounded by the block, not the volume.
@@ -104,7 +103,7 @@ def _cluster(
 ) -> tuple[float, str, int]:
     cmd = [*RUNNER, "predict", str(pkg), "-i", str(source), "-o", str(out), "-q", "--threads", "1"]
     cmd += ["--device", "cpu", "--cluster", f"local:{workers}", "--object-size", "16"]
-    cmd += ["--worker-memory", f"{4 * MEMORY_MB}MiB"]  # the network's tiles get a quarter: MEMORY_MB
+    cmd += ["--memory-mb", str(MEMORY_MB)]  # the same tile budget as the single process
     wall, _, text = _timed([*cmd, "--block", ",".join(map(str, block)), *POST])
     peak = re.search(r"peak worker memory (\d+) MiB", text)
     return wall, peak.group(1) if peak else "?", _count_zarr(out)

@@ -109,15 +109,19 @@ def _load(package: str, options_dict: dict):
 
 
 def worker_budget_mb() -> float | None:
-    """A quarter of the Dask worker's memory limit (at least 256 MiB) for the network's tiles, or None
-    outside a worker or without a limit: the predictor's own default takes half the machine's memory."""
+    """The network's tile budget in a Dask worker: the predictor's default (half the available memory), at
+    most a quarter of the worker's memory limit (at least 256 MiB); None outside a worker or without limit."""
     try:
         from distributed import get_worker
 
         limit = get_worker().memory_manager.memory_limit
     except (ImportError, ValueError, AttributeError):
         return None
-    return max(limit / 2**20 / 4, 256.0) if limit else None
+    if not limit:
+        return None
+    from runner.inference.planning import default_cpu_memory_mb
+
+    return min(max(limit / 2**20 / 4, 256.0), default_cpu_memory_mb())
 
 
 def loads() -> int:
