@@ -27,10 +27,10 @@ demo: $(STAMP)
 	@echo "overlays (green matched, blue false positive, red missed): demo_output/overlays/; all on one page: demo_output/report.html"
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n 2 -q -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not gpu" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check runner exporters tests benchmarks

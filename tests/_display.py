@@ -10,12 +10,22 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_KEPT: list[str] = []  # the display of an Xvfb kept alive for this process's QApplication
+
 
 @contextmanager
 def x_display() -> Iterator[str | None]:
     """``DISPLAY`` while inside: the existing one, else a fresh Xvfb (None when there is neither)."""
     if os.environ.get("DISPLAY"):
         yield os.environ["DISPLAY"]
+        return
+    if _KEPT:
+        # an Xvfb this process started earlier still serves a live QApplication: reuse it (Qt cannot move)
+        os.environ["DISPLAY"] = _KEPT[0]
+        try:
+            yield _KEPT[0]
+        finally:
+            os.environ.pop("DISPLAY", None)
         return
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
@@ -45,6 +55,8 @@ def x_display() -> Iterator[str | None]:
         if not _qt_connected():
             proc.terminate()
             proc.wait(timeout=10)
+        elif number:
+            _KEPT.append(f":{number}")
 
 
 def _qt_connected() -> bool:

@@ -22,6 +22,10 @@ from runner.io import read_labels, write_image  # noqa: E402
 from tests._display import x_display  # noqa: E402
 from tests._report_fixtures import make_results  # noqa: E402
 
+# one worker runs every test here (make test uses --dist loadgroup): Qt's application and its X display are
+# per process, and napari's fixtures assume they outlive the module
+pytestmark = pytest.mark.xdist_group("napari")
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "runner" / "napari" / "napari.yaml"
 ZOO = ROOT / "zoo_packages" / "unet2d_bcd_nuclei_dsb2018.zip"
