@@ -185,9 +185,7 @@ def predict_files(
     required = [t.id for t in pkg.inputs if not t.optional]
     jobs = collect_jobs(inputs, [t.id for t in pkg.inputs], required=required, gt=gt)
     post = resolve_postprocessing(pkg, options)
-    voxel = package_voxel_size(pkg.runner_config)
-    grid_res = (pkg.runner_config.resolution if pkg.runner_config else None) or voxel
-    check_rescalable(voxel, options.resolution, where=pkg.source)
+    check_rescalable(package_voxel_size(pkg.runner_config), options.resolution, where=pkg.source)
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
     out = _check_destination(Path(out), pkg, options, post, gt)
@@ -198,9 +196,7 @@ def predict_files(
         for job in jobs:
             progress.start(job.name)
             try:
-                per_image[job.name] = _run_one(
-                    job, predictor, post, options, out, progress, voxel=voxel, grid_res=grid_res
-                )
+                per_image[job.name] = _run_one(job, predictor, post, options, out, progress)
                 report.done.append(job.name)
                 if predictor.last_run is not None:
                     report.runs[job.name] = predictor.last_run
@@ -261,22 +257,15 @@ def _read_inputs(job: Job, options: PredictOptions):
     return images, first, resolution
 
 
-def _run_one(
-    job: Job,
-    predictor,
-    post: _Post,
-    options: PredictOptions,
-    out: Path,
-    progress,
-    *,
-    voxel=None,
-    grid_res=None,
-) -> dict:
+def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
     """Predict one job, then write its files (all computed first: a failure leaves nothing of this image).
 
-    ``voxel``: the package's voxel size; an input of another voxel size is predicted at the package's and its
-    labels mapped back (see :mod:`runner.inference.resolution`); there the post-processor gets ``grid_res``,
-    the spacing the package was tuned with."""
+    An input whose voxel size differs from the package's (``config.runner.voxel_size``) is predicted at the
+    package's and its labels mapped back (see :mod:`runner.inference.resolution`); there the post-processor
+    gets the spacing the package was tuned with."""
+    cfg = predictor.package.runner_config
+    voxel = package_voxel_size(cfg)
+    grid_res = (cfg.resolution if cfg else None) or voxel
     _check_job_outputs(job.name, out, options, post)
     images, first, resolution = _read_inputs(job, options)
     gt = _read_gt(job, first) if job.gt is not None else None
