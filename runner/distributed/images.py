@@ -58,12 +58,13 @@ def _is_done(out: Path, name: str, fingerprint: str) -> bool:
 
 def _predict_job(job, package: str, options: dict, out: str, fingerprint: str) -> dict:
     """One image on a worker: predict, write its files, then its done-marker."""
-    from runner.distributed.model import loaded
+    from runner.distributed.model import PREDICT_LOCK, loaded
     from runner.inference.batch import _run_one
     from runner.io import write_text_atomic
 
     predictor, post, opts = loaded(package, options)
-    result = _run_one(job, predictor, post, opts, Path(out), _Silent())
+    with PREDICT_LOCK:  # the predictor is shared by the worker's threads
+        result = _run_one(job, predictor, post, opts, Path(out), _Silent())
     marker = Path(out) / DONE / f"{job.name}.json"
     marker.parent.mkdir(exist_ok=True)
     write_text_atomic(marker, json.dumps({"fingerprint": fingerprint, "weights": predictor.weight_format}))

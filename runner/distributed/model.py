@@ -19,6 +19,9 @@ from runner.errors import UserError
 
 _CACHE: dict[str, Any] = {}
 _LOCK = threading.Lock()
+PREDICT_LOCK = threading.Lock()
+"""One prediction at a time per process: a Predictor keeps per-call state (the sample statistics between pre-
+and post-processing, the last run), so worker threads sharing the cached model must not interleave calls."""
 LOADS = {"count": 0}
 """How many times this process loaded a model (tests check it stays one per worker)."""
 
@@ -52,10 +55,14 @@ class PackageSegmenter:
         from runner.postprocessing import run_pipeline
 
         predictor, post, options = self._loaded()
-        with _LOCK if predictor.device.is_cuda else _nolock():
+        with PREDICT_LOCK:  # the volume's statistics for this call only: the cached model is shared
+            own = predictor.processing.input_stats
             if self.stats is not None:
                 predictor.processing.input_stats = _Fixed(self.stats)
-            outputs = predictor.predict(image, tta=bool(options.tta), where=self.package, region=region)
+            try:
+                outputs = predictor.predict(image, tta=bool(options.tta), where=self.package, region=region)
+            finally:
+                predictor.processing.input_stats = own
         key = options.output_tensor or next(iter(outputs))
         source = image if post.processor.input == "image" else outputs[key]
         labels = run_pipeline(source, post.processor, post.params, post.filters, resolution=self.resolution)
@@ -73,14 +80,6 @@ def loaded(package: str, options: dict):
         if key not in _CACHE:
             _CACHE[key] = _load(package, options)
         return _CACHE[key]
-
-
-class _nolock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @dataclass
