@@ -26,10 +26,11 @@ demo: $(STAMP)
 		--gt zoo_packages/examples/dsb2018/y --output demo_output --overlays --measure --report $(DEMO_ARGS)
 	@echo "overlays (green matched, blue false positive, red missed): demo_output/overlays/; all on one page: demo_output/report.html"
 
-test: $(STAMP)
+# make test and make test-all lint first (ruff check, ruff format --check, mypy), so CI keeps the tree clean.
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not gpu" $(PYTEST_ARGS)
 
 lint: $(STAMP)
