@@ -113,6 +113,6 @@ def _predict_images(
         f"in {report.seconds:.1f} s -> {output}"
     )
     if report.summary:
-        from runner.cli.predict import _summary_line
+        from runner.cli.predict import summary_line
 
-        typer.echo(_summary_line(report.summary))
+        typer.echo(summary_line(report.summary))

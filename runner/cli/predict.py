@@ -125,9 +125,9 @@ def predict_cmd(
     """
     from loguru import logger
 
-    from runner.cli._parse import parse_floats, parse_ints, parse_params
     from runner.errors import BatchError, UserError
     from runner.inference.batch import PredictBatchError, PredictOptions, predict_files
+    from runner.parsing import parse_floats, parse_ints, parse_params
 
     logger.disable("bioimageio")
     if not inputs or output is None:
@@ -204,7 +204,7 @@ def _echo_report(report, output: Path) -> None:
     for note in report.notes:
         typer.echo(f"note: {note}")
     if report.summary:
-        typer.echo(_summary_line(report.summary))
+        typer.echo(summary_line(report.summary))
 
 
 def _border(text: str):
@@ -230,7 +230,7 @@ def _floats(text, parse_floats):
     return None if values is None else list(values)
 
 
-def _summary_line(summary: dict) -> str:
+def summary_line(summary: dict) -> str:
     pooled = summary.get("pooled", {})
     rows = pooled.get("per_threshold", [])
     best = next((r for r in rows if abs(r.get("iou", 0) - 0.5) < 1e-9), rows[0] if rows else None)

@@ -59,12 +59,12 @@ def _is_done(out: Path, name: str, fingerprint: str) -> bool:
 def _predict_job(job, package: str, options: dict, out: str, fingerprint: str) -> dict:
     """One image on a worker: predict, write its files, then its done-marker."""
     from runner.distributed.model import PREDICT_LOCK, loaded
-    from runner.inference.batch import _run_one
+    from runner.inference.batch import run_one
     from runner.io import write_text_atomic
 
     predictor, post, opts = loaded(package, options)
     with PREDICT_LOCK:  # the predictor is shared by the worker's threads
-        result = _run_one(job, predictor, post, opts, Path(out), _Silent())
+        result = run_one(job, predictor, post, opts, Path(out), _Silent())
     marker = Path(out) / DONE / f"{job.name}.json"
     marker.parent.mkdir(exist_ok=True)
     write_text_atomic(marker, json.dumps({"fingerprint": fingerprint, "weights": predictor.weight_format}))
@@ -114,7 +114,7 @@ def predict_images(
         After the run, when some images failed (the others are written).
     """
     from runner.distributed.cluster import connect, describe
-    from runner.inference.batch import _check_destination, _write_evaluation, resolve_postprocessing
+    from runner.inference.batch import check_destination, resolve_postprocessing, write_batch_evaluation
     from runner.inference.inputs import collect_jobs
     from runner.inference.package import load_package
 
@@ -125,7 +125,7 @@ def predict_images(
     post = resolve_postprocessing(pkg, options)
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
-    out = _check_destination(Path(out), pkg, options, post, gt)
+    out = check_destination(Path(out), pkg, options, post, gt)
     opts = options.model_dump(mode="json")
     opts["progress"] = False
     fingerprint = _fingerprint(Path(package), {k: v for k, v in opts.items() if k != "progress"})
@@ -159,7 +159,7 @@ def predict_images(
         report.done.append(job.name)
         per_image[job.name] = result
     if gt is not None:
-        report.summary = _write_evaluation(out, per_image)
+        report.summary = write_batch_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
     _write_run_config(out, package, opts, jobs, report, gt)
     if report.failures:

@@ -188,7 +188,7 @@ def predict_files(
     check_rescalable(package_voxel_size(pkg.runner_config), options.resolution, where=pkg.source)
     if options.tta is None:
         options = options.model_copy(update={"tta": pkg.test_time_augmentation})
-    out = _check_destination(Path(out), pkg, options, post, gt)
+    out = check_destination(Path(out), pkg, options, post, gt)
     predictor = Predictor(pkg, options)
     report = PredictReport(out=out, weight_format=predictor.weight_format, device=str(predictor.device))
     per_image: dict[str, Any] = {}
@@ -196,7 +196,7 @@ def predict_files(
         for job in jobs:
             progress.start(job.name)
             try:
-                per_image[job.name] = _run_one(job, predictor, post, options, out, progress)
+                per_image[job.name] = run_one(job, predictor, post, options, out, progress)
                 report.done.append(job.name)
                 if predictor.last_run is not None:
                     report.runs[job.name] = predictor.last_run
@@ -207,7 +207,7 @@ def predict_files(
                 report.tracebacks[job.name] = traceback.format_exc()
             progress.finish()
     if gt is not None and report.done:
-        report.summary = _write_evaluation(out, per_image)
+        report.summary = write_batch_evaluation(out, per_image)
     report.seconds = time.perf_counter() - start
     report.notes = list(predictor.notes)
     rescaled = {n: r["rescaled_to"] for n, r in per_image.items() if "rescaled_to" in r}
@@ -218,7 +218,7 @@ def predict_files(
     return report
 
 
-def _check_destination(out: Path, pkg: Package, options: PredictOptions, post: _Post, gt) -> Path:
+def check_destination(out: Path, pkg: Package, options: PredictOptions, post: _Post, gt) -> Path:
     """Checks that need no image: output folder, --gt with --no-postprocess, --output-tensor."""
     if gt is not None and post.choice is None:
         raise UserError(
@@ -257,7 +257,7 @@ def _read_inputs(job: Job, options: PredictOptions):
     return images, first, resolution
 
 
-def _run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
+def run_one(job: Job, predictor, post: _Post, options: PredictOptions, out: Path, progress) -> dict:
     """Predict one job, then write its files (all computed first: a failure leaves nothing of this image).
 
     An input whose voxel size differs from the package's (``config.runner.voxel_size``) is predicted at the
@@ -361,7 +361,7 @@ def _read_gt(job: Job, first) -> np.ndarray:
     return read_labels(job.gt, spatial_shape=first.data.shape[1:]).data
 
 
-def _write_evaluation(out: Path, per_image: dict[str, Any]) -> dict | None:
+def write_batch_evaluation(out: Path, per_image: dict[str, Any]) -> dict | None:
     """``metrics_per_image.csv``, ``metrics_per_threshold.csv``, ``summary.json`` and ``charts/`` in ``out``,
     as ``runner evaluate`` writes them (images that failed are left out)."""
     from runner.metrics.report import write_evaluation
