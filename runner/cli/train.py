@@ -52,6 +52,13 @@ def train_cmd(
         help="Override training.amp (mixed precision on CUDA: bfloat16 autocast, or float16 with loss "
         "scaling where bfloat16 is missing; no effect on CPU).",
     ),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Start a new run from earlier weights instead of random ones (fine-tuning): a run folder, "
+        "a .pt checkpoint or a model package with pytorch_state_dict weights; they must fit the recipe's "
+        "model. Only tensors are read, no code runs.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model from a recipe; writes checkpoints, train_log.csv and charts into the run folder.
@@ -79,6 +86,7 @@ def train_cmd(
             max_minutes=max_minutes,
             checkpoint_minutes=checkpoint_minutes,
             amp=amp,
+            init_from=init_from,
         )
     for w in caught:
         if issubclass(w.category, UserWarning) and "runner" in str(w.filename):

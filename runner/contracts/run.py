@@ -79,6 +79,9 @@ class RunMeta(Versioned):
     receptive_field: list[int]
     postprocessing: PostprocessingConfig
     data: RunData = Field(default_factory=RunData)
+    init_from: str | None = Field(
+        default=None, description="Where the initial weights came from (runner train --init-from), else None."
+    )
 
 
 TENSOR_KEYS = frozenset({"model_state", "optimizer_state", "scheduler_state", "scaler_state", "rng"})

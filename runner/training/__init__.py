@@ -89,6 +89,7 @@ def train(
     max_minutes: float | None = None,
     checkpoint_minutes: float | None = None,
     amp: bool | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train ``recipe`` on ``data_dir`` (``train/`` + ``val/``, or one folder split by ``data.val_fraction``).
 
@@ -107,14 +108,24 @@ def train(
     max_minutes : wall-time budget of this call: stop resumably (last.pt + charts written) when it runs out.
     checkpoint_minutes : also write last.pt whenever this many minutes have passed since the last write.
     amp : override ``training.amp`` (mixed precision on CUDA: bfloat16, else float16 with loss scaling).
+    init_from : start a new run from these weights (run folder, ``.pt`` checkpoint or model package with
+        ``pytorch_state_dict`` weights; see :mod:`runner.training.init`) instead of a random initialisation.
     """
+    from runner.errors import UserError
     from runner.training.checkpoints import load_checkpoint as _load
     from runner.training.data import load_datasets
+    from runner.training.init import load_initial_weights, read_initial_weights
     from runner.training.loop import Trainer, write_run_recipe
     from runner.training.setup import prepare_run_dir, resolve_device, torch_threads
 
     out = Path(out)
+    if resume and init_from is not None:
+        raise UserError(
+            "--init-from starts a new run; a resumed run continues from its own checkpoint",
+            hint="drop --init-from, or start a new --out",
+        )
     prepare_run_dir(out, resume=resume)
+    initial = None if init_from is None else read_initial_weights(init_from)
     ckpt = None
     if resume:
         ckpt = _load(out / "checkpoints" / "last.pt")
@@ -130,6 +141,9 @@ def train(
         if ckpt is not None:
             _check_same_data(ckpt, trainer)
             trainer.restore(ckpt)
+        if initial is not None:
+            load_initial_weights(trainer.model, *initial)
+            trainer.meta["init_from"] = initial[1]
         if not resume:
             (out / "checkpoints").mkdir(parents=True, exist_ok=True)
             (out / "charts").mkdir(exist_ok=True)

@@ -154,6 +154,8 @@ class Trainer:
         self.validation_pending = bool(ckpt.get("validation_pending"))
         self.pending_log = [dict(p) for p in ckpt.get("pending_log", [])]
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
+        if ckpt.get("init_from"):
+            self.meta["init_from"] = ckpt["init_from"]
 
     # ------------------------------------------------------------------------------------------- steps
 
