@@ -5,12 +5,28 @@
 #
 #   bash benchmarks/gpu_prepare.sh              # copy data into .gpu/, list the wheels to carry, check the size
 #   bash benchmarks/gpu_prepare.sh --download   # also fetch those cp312 wheels into .gpu/whl (pip download)
+#   bash benchmarks/gpu_prepare.sh --download --aside   # also move the 3D package (not used by the round) to
+#                                               .gpu-aside/ so the tree fits 64 MiB; afterwards restore it with
+#   bash benchmarks/gpu_prepare.sh --restore
 #
 # Then call the device tool with carry [".gpu"] and the command `bash benchmarks/gpu_round.sh`.
 # .gpu/ is ignored through .git/info/exclude (added here), so it never gets committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+DOWNLOAD=0 ASIDE=0
+for arg in "$@"; do
+    case "$arg" in
+        --download) DOWNLOAD=1 ;;
+        --aside) ASIDE=1 ;;
+        --restore)
+            for f in .gpu-aside/*.zip; do [ -e "$f" ] && mv "$f" zoo_packages/; done
+            rmdir .gpu-aside 2>/dev/null || true
+            git status --short zoo_packages; echo "zoo_packages restored"
+            exit 0 ;;
+        *) echo "unknown option $arg (use --download, --aside, --restore)" >&2; exit 2 ;;
+    esac
+done
 DATA=${DSB2018:-$ROOT/../shared/data/dsb2018}
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
@@ -18,6 +34,10 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 exclude="$(git rev-parse --git-path info/exclude)"
 mkdir -p "$(dirname "$exclude")"
 grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >>"$exclude"
+grep -qx '/.gpu-aside/' "$exclude" 2>/dev/null || echo '/.gpu-aside/' >>"$exclude"
+if [ "$ASIDE" = 1 ]; then  # the round uses the 2D package and the third-party one only
+    mkdir -p .gpu-aside && for f in zoo_packages/unet3d_*.zip; do [ -e "$f" ] && mv "$f" .gpu-aside/; done
+fi
 mkdir -p .gpu/whl
 
 # 1. training data: dsb2018/train without the images the recipe holds back for tuning (training skips them)
@@ -58,6 +78,8 @@ THERE = {  # the GPU image's packages that bmz-runner needs (read from KINDS.md,
     "setuptools", "wheel", "pip", "joblib", "threadpoolctl", "opencv-python-headless",
 }
 SKIP = {"imagecodecs", "win32-setctime", "aiocontextvars", "exceptiongroup"}  # not needed on Linux/py3.12
+# zarr and its codecs (10 MiB of wheels) are imported only for OME-Zarr/zarr files, which the GPU round never reads
+SKIP |= {"zarr", "numcodecs", "google-crc32c", "crc32c", "donfig"}
 def norm(n): return re.split(r"[\s<>=!~;\[\(]", n.strip(), 1)[0].lower().replace("_", "-").replace(".", "-")
 seen, todo = {}, ["bmz-runner"]
 while todo:
@@ -74,7 +96,7 @@ print(" ".join(f"{k}=={v}" for k, v in sorted(seen.items()) if k != "bmz-runner"
 EOF
 )
 echo "wheels to carry (cp312, manylinux x86_64): $WHEELS"
-if [ "${1:-}" = "--download" ]; then
+if [ "$DOWNLOAD" = 1 ]; then
     for w in $WHEELS; do
         "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
             --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
@@ -89,4 +111,4 @@ tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/nu
 carry=$(du -sb .gpu | cut -f1)
 total=$(( (tree + carry) / 1048576 ))
 echo "travels: checkout $((tree / 1048576)) MiB + .gpu $((carry / 1048576)) MiB = $total MiB (limit 64)"
-[ "$total" -lt 64 ] || { echo "too large for the device tool: carry fewer images or wheels" >&2; exit 1; }
+[ "$total" -lt 64 ] || { echo "too large for the device tool: add --aside, or carry fewer images or wheels" >&2; exit 1; }
