@@ -107,7 +107,8 @@ if [ "$DOWNLOAD" = 1 ]; then
 fi
 
 # 3. the size that travels: tracked + untracked-not-ignored files + .gpu (limit 64 MiB)
-tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+# (files moved aside are listed by git but absent: du skips them and exits 1, hence the `|| true`)
+tree=$( (git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null || true) | tail -1 | cut -f1)
 carry=$(du -sb .gpu | cut -f1)
 total=$(( (tree + carry) / 1048576 ))
 echo "travels: checkout $((tree / 1048576)) MiB + .gpu $((carry / 1048576)) MiB = $total MiB (limit 64)"
