@@ -80,7 +80,7 @@ def _recipe(name: str, iterations: int, threads: int) -> dict:
 def _train_data(dsb: Path, out: Path) -> Path:
     """A dataset folder holding only ``train/`` (so no validation split exists during training)."""
     folder = out / "data"
-    (folder).mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     link = folder / "train"
     if not link.exists():
         link.symlink_to((dsb / "train").resolve())
@@ -116,7 +116,8 @@ def run_variant(name: str, args, data: Path) -> dict:
         return {**facts, "train_s": _train_seconds(folder / "run")}
     folder.mkdir(parents=True, exist_ok=True)
     recipe_file = folder / "recipe.yaml"
-    recipe_file.write_text(yaml.safe_dump(_recipe(name, args.iterations, args.threads), sort_keys=False))
+    recipe = _recipe(name, args.iterations, args.threads)
+    recipe_file.write_text(yaml.safe_dump(recipe, sort_keys=False))
     log = folder / "log.txt"
     run = folder / "run"
     if (run / "checkpoints" / "last.pt").is_file():
@@ -134,7 +135,7 @@ def run_variant(name: str, args, data: Path) -> dict:
     facts = {
         "variant": name,
         "what": VARIANTS[name][0],
-        "iterations": _recipe(name, args.iterations, args.threads)["training"]["iterations"],
+        "iterations": recipe["training"]["iterations"],
         "train_s": _train_seconds(run),
         "tune_s": round(tune_s),
         "params": cfg["postprocessing"]["params"],
